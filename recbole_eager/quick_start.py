@@ -1,0 +1,115 @@
+"""Train-and-evaluate entry points, as RecBole's ``quick_start`` but for plugin models."""
+import logging
+import os
+import sys
+import time
+from logging import getLogger
+
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed, set_color
+
+from recbole_eager.config import Config
+from recbole_eager.data import create_dataset
+from recbole_eager.trainer import with_epoch_timing
+from recbole_eager.utils import get_model, get_trainer, trusted_torch_load
+
+
+def build_model(config, train_data):
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    with trusted_torch_load():  # S3Rec finetune loads its pretrain checkpoint in __init__
+        return get_model(config["model"])(config, train_data._dataset).to(config["device"])
+
+
+def _pretrain(config, train_data, logger):
+    """First stage of a two-stage model (S3Rec); returns the saved pretrain checkpoint."""
+    config["train_stage"] = "pretrain"
+    config["save_step"] = config["pretrain_epochs"]
+    model = build_model(config, train_data)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.pretrain(train_data, show_progress=config["show_progress"])
+    path = os.path.join(config["checkpoint_dir"], f"{config['model']}-{config['dataset']}-{config['pretrain_epochs']}.pth")
+    logger.info(set_color("pretrained model", "yellow") + f": {path}")
+    config["train_stage"] = "finetune"
+    config["pre_model_path"] = path
+    return path
+
+
+def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, callback_fn=None):
+    """Train ``model`` on ``dataset`` and evaluate it on the test split.
+
+    ``model`` is a name (this plugin's models first, then RecBole's) or a class. Models
+    with ``train_stage: pretrain_finetune`` (S3Rec here) run both stages. Returns RecBole's
+    result dict plus timing: ``epochs``, ``train_epoch_seconds``, ``valid_seconds``,
+    ``test_seconds`` and ``wall_seconds``.
+    """
+    wall_start = time.perf_counter()
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    if config["train_stage"] == "pretrain_finetune":
+        _pretrain(config, train_data, logger)
+    model = build_model(config, train_data)
+    logger.info(model)
+    trainer = with_epoch_timing(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+    )
+    test_start = time.perf_counter()
+    with trusted_torch_load():
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    test_seconds = time.perf_counter() - test_start
+
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": dict(best_valid_result or {}),
+        "test_result": dict(test_result),
+        "epochs": len(trainer.train_epoch_seconds),
+        "train_epoch_seconds": trainer.train_epoch_seconds,
+        "valid_seconds": trainer.valid_seconds,
+        "test_seconds": test_seconds,
+        "wall_seconds": time.perf_counter() - wall_start,
+        "saved_model_file": trainer.saved_model_file if saved else None,
+        "config": {k: v for k, v in config.final_config_dict.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))},
+    }
+
+
+def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
+    """One quiet training run for hyper-parameter search; returns ``run_recbole_eager``'s dict.
+
+    Unlike RecBole's, it reports nothing to Ray itself: the tuner reports once per epoch
+    through ``callback_fn`` and selects on validation only.
+    """
+    config_dict = dict(config_dict or {})
+    config_dict.setdefault("show_progress", False)
+    result = run_recbole_eager(config_file_list=config_file_list, config_dict=config_dict, saved=saved, callback_fn=callback_fn)
+    logging.getLogger().setLevel(logging.ERROR)
+    return result
+
+
+def load_data_and_model(model_file):
+    """Rebuild config, data and trained model from a checkpoint this plugin saved."""
+    with trusted_torch_load():
+        checkpoint = torch.load(model_file, map_location="cpu")
+    config = checkpoint["config"]
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    model = build_model(config, train_data)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data

@@ -1,0 +1,77 @@
+"""Model/trainer lookup with fallback to RecBole, paths, and checkpoint loading."""
+import contextlib
+import functools
+import importlib
+import os
+from pathlib import Path
+
+import torch
+from recbole.utils import get_model as recbole_get_model
+from recbole.utils import get_trainer as recbole_get_trainer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROPERTIES_DIR = PROJECT_ROOT / "properties"
+DATA_ENV_VAR = "RECBOLE_EAGER_DATA"
+
+
+class RecBoleEagerError(Exception):
+    """A user-facing error: the message says what is wrong and how to fix it."""
+
+
+def default_data_path():
+    """Folder holding one sub-folder per dataset: ``$RECBOLE_EAGER_DATA`` or ``dataset/``."""
+    return os.environ.get(DATA_ENV_VAR) or str(PROJECT_ROOT / "dataset")
+
+
+def _local_model_module(model_name):
+    path = f"recbole_eager.model.{model_name.lower()}"
+    return importlib.import_module(path) if importlib.util.find_spec(path) else None
+
+
+def get_model(model_name):
+    """Model class by name: ``recbole_eager.model`` first, then RecBole's models."""
+    module = _local_model_module(model_name)
+    if module is not None:
+        return getattr(module, model_name)
+    try:
+        return recbole_get_model(model_name)
+    except ValueError:
+        raise RecBoleEagerError(
+            f"unknown model '{model_name}'. Known here: {', '.join(known_models())}; "
+            "or any model of RecBole 1.2 (https://recbole.io/model_list.html)."
+        ) from None
+
+
+def known_models():
+    """Models with a YAML in ``properties/model`` (EAGER and the paper's baselines)."""
+    return sorted(p.stem for p in (PROPERTIES_DIR / "model").glob("*.yaml"))
+
+
+def get_trainer(model_type, model_name):
+    """Trainer class: ``recbole_eager.trainer.<Model>Trainer`` if defined, else RecBole's."""
+    trainer_module = importlib.import_module("recbole_eager.trainer")
+    if hasattr(trainer_module, model_name + "Trainer"):
+        return getattr(trainer_module, model_name + "Trainer")
+    return recbole_get_trainer(model_type, model_name)
+
+
+@contextlib.contextmanager
+def trusted_torch_load():
+    """Let RecBole load its own checkpoints under torch>=2.6.
+
+    RecBole's checkpoints pickle the Config object, which ``weights_only=True`` (the
+    torch>=2.6 default) refuses. Inside this block ``torch.load`` defaults to
+    ``weights_only=False``; use it only around files this project wrote.
+    """
+    original = torch.load
+
+    @functools.wraps(original)
+    def load(*args, **kwargs):
+        kwargs.setdefault("weights_only", False)
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
