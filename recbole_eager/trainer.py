@@ -1,6 +1,9 @@
 """Trainers: RecBole's, plus per-epoch timing; model-specific ones are ``<Model>Trainer``."""
 import time
 
+from recbole.trainer import Trainer
+from torch.optim.lr_scheduler import LambdaLR
+
 
 class EpochTimingMixin:
     """Records seconds of every training epoch and validation pass (for benchmark tables)."""
@@ -27,3 +30,14 @@ def with_epoch_timing(trainer_class):
     if issubclass(trainer_class, EpochTimingMixin):
         return trainer_class
     return type(trainer_class.__name__, (EpochTimingMixin, trainer_class), {})
+
+
+class EAGERTrainer(Trainer):
+    """RecBole's Trainer with linear learning-rate warm-up over ``warmup_steps`` batches."""
+
+    def _build_optimizer(self, **kwargs):
+        optimizer = super()._build_optimizer(**kwargs)
+        warmup = max(int(self.config["warmup_steps"] or 0), 1)
+        scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        optimizer.register_step_post_hook(lambda *_: scheduler.step())
+        return optimizer

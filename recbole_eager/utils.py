@@ -35,9 +35,10 @@ def get_model(model_name):
         return getattr(module, model_name)
     try:
         return recbole_get_model(model_name)
-    except ValueError:
+    except (ValueError, ImportError) as err:  # RecBole's lookup imports exlib (lightgbm, xgboost)
+        detail = f" ({err})" if isinstance(err, ImportError) else ""
         raise RecBoleEagerError(
-            f"unknown model '{model_name}'. Known here: {', '.join(known_models())}; "
+            f"unknown model '{model_name}'{detail}. Known here: {', '.join(known_models())}; "
             "or any model of RecBole 1.2 (https://recbole.io/model_list.html)."
         ) from None
 

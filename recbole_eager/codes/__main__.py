@@ -1,0 +1,51 @@
+"""Build (or load) the item codes of a dataset and print their statistics.
+
+``python -m recbole_eager.codes --dataset=amazon-beauty [--kmeans_k=256 --data_path=... ...]``
+"""
+from recbole.utils import init_logger, init_seed
+
+from recbole_eager.codes import load_or_build_item_codes
+from recbole_eager.config import Config
+from recbole_eager.data import create_dataset
+from recbole_eager.utils import PROPERTIES_DIR
+
+
+def _source(name, s):
+    if name == "behavior":
+        return (
+            f"{s['model']} checkpoint {s['checkpoint']} (best valid {s['valid_metric']} = "
+            f"{s['best_valid_score']:.4f}, epoch {s['epoch']}; {s['embed_seconds']:.1f}s)"
+        )
+    return (
+        f"{s['encoder']} ({s['encode_seconds']:.1f}s); items without the first text field: "
+        f"{s['empty_first_field']}, without any text: {s['no_text']}"
+    )
+
+
+def describe(codes):
+    """Lines of statistics per stream."""
+    lines = [f"cache: {codes['path']} ({'hit' if codes['cache_hit'] else 'miss: built'})"]
+    for name in ("behavior", "semantic"):
+        c, s = codes[name], codes[name].stats
+        lines += [
+            f"{name}: {s['items']} items, K={c.num_clusters}, depth {c.depth}, depth histogram {s['depth_histogram']}",
+            f"  level-1 clusters {s['level1_clusters']}, sizes min/median/max {s['level1_size_min']}/"
+            f"{s['level1_size_median']:g}/{s['level1_size_max']}, fallbacks {s['fallbacks']}, "
+            f"k-means {s['kmeans_calls']} calls in {s['kmeans_seconds']:.1f}s",
+            f"  source: {_source(name, s)}",
+        ]
+    return lines
+
+
+def main():
+    # Command-line --key=value pairs are read by Config (RecBole style).
+    config = Config(model="SASRec", config_file_list=[str(PROPERTIES_DIR / "model" / "EAGER.yaml")])
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    for line in describe(load_or_build_item_codes(config, dataset)):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

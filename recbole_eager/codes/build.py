@@ -1,0 +1,164 @@
+"""Dual item codes (behavior and semantic), built once per input and cached on disk."""
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from logging import getLogger
+
+import numpy as np
+import torch
+
+from recbole_eager.codes.behavior import behavior_embeddings
+from recbole_eager.codes.kmeans import check_num_clusters, hierarchical_kmeans
+from recbole_eager.codes.semantic import semantic_embeddings
+from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError
+
+FORMAT_VERSION = 1
+STREAMS = ("behavior", "semantic")
+REQUIRED_KEYS = ("kmeans_k", "kmeans_max_depth", "kmeans_seed", "semantic_model", "semantic_batch_size", "item_text_fields")
+
+
+@dataclass
+class ItemCodes:
+    """Codes of one stream. ``codes`` [item_num, L]: level tokens in ``0..K-1``, shorter
+    codes padded with END = K; row 0 (padding item) is all END. ``embeddings``
+    [item_num, d] are the vectors the codes were built from (row 0 zeros)."""
+
+    codes: torch.Tensor
+    embeddings: torch.Tensor
+    num_clusters: int
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def depth(self):
+        return self.codes.shape[1]
+
+    @property
+    def end_token(self):
+        return self.num_clusters
+
+
+def _sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_inputs(config):
+    """Everything the codes depend on, as a JSON string (its hash names the cache file)."""
+    files = {}
+    for suffix in ("inter", "item"):
+        path = os.path.join(config["data_path"], f"{config['dataset']}.{suffix}")
+        if os.path.isfile(path):
+            files[suffix] = _sha256_file(path)
+    checkpoint = config["behavior_checkpoint"]
+    if checkpoint:
+        if not os.path.isfile(checkpoint):
+            raise RecBoleEagerError(f"behavior_checkpoint {checkpoint} does not exist")
+        behavior = {"checkpoint": _sha256_file(checkpoint)}
+    else:
+        defaults = PROPERTIES_DIR / "model" / f"{config['behavior_model']}.yaml"
+        behavior = {
+            "model": config["behavior_model"],
+            "epochs": config["behavior_epochs"],
+            "seed": config["seed"],
+            "model_yaml": defaults.read_text() if defaults.is_file() else None,
+        }
+    inputs = {
+        "format": FORMAT_VERSION,
+        "files": files,
+        "dataset_args": {k: config[k] for k in sorted(config.parameters["Dataset"]) if k != "MAX_ITEM_LIST_LENGTH"},
+        "eval_args": config["eval_args"],
+        "behavior": behavior,
+        **{k: config[k] for k in REQUIRED_KEYS if k != "semantic_batch_size"},
+    }
+    return json.dumps(inputs, sort_keys=True, default=str)
+
+
+def cache_path(config, inputs):
+    directory = config["code_cache_dir"] or os.path.join(config["checkpoint_dir"], "codes")
+    return os.path.join(directory, f"{config['dataset']}-{hashlib.sha256(inputs.encode()).hexdigest()[:16]}.pt")
+
+
+def _checksum(streams):
+    digest = hashlib.sha256()
+    for name in STREAMS:
+        s = streams[name]
+        for tensor in (s["codes"], s["embeddings"]):
+            digest.update(json.dumps([str(tensor.dtype), list(tensor.shape)]).encode())
+            digest.update(tensor.contiguous().numpy().tobytes())
+        digest.update(json.dumps([name, s["num_clusters"], s["stats"]], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _save(codes, path, inputs):
+    """Atomic write: a temp file in the same folder, then ``os.replace``."""
+    streams = {name: dict(vars(codes[name])) for name in STREAMS}
+    payload = {"format": FORMAT_VERSION, "inputs": inputs, "streams": streams, "checksum": _checksum(streams)}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=os.path.basename(path), suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _load(path, item_num):
+    """Cached codes, or None (logged) when the file is unreadable, corrupted or stale."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        streams = payload["streams"]
+        if payload["checksum"] != _checksum(streams):
+            raise ValueError("checksum mismatch")
+        codes = {name: ItemCodes(**streams[name]) for name in STREAMS}
+        if any(len(c.codes) != item_num or len(c.embeddings) != item_num for c in codes.values()):
+            raise ValueError(f"codes do not cover the dataset's {item_num} items")
+        return codes
+    except Exception as err:  # any unreadable file is rebuilt
+        getLogger().warning(f"item code cache {path} is unusable ({type(err).__name__}: {err}); rebuilding it")
+        return None
+
+
+def build_item_codes(embeddings, config, stats):
+    """ItemCodes of one stream from its embeddings [item_num, d] (row 0 = padding)."""
+    k = config["kmeans_k"]
+    codes, kmeans_stats = hierarchical_kmeans(embeddings[1:], k, config["kmeans_seed"], config["kmeans_max_depth"])
+    codes = np.vstack([np.full((1, codes.shape[1]), k, dtype=np.int64), codes])
+    stats = {**stats, "items": len(codes) - 1, "depth": codes.shape[1], **kmeans_stats}
+    return ItemCodes(torch.from_numpy(codes), torch.from_numpy(np.asarray(embeddings, dtype=np.float32)), k, stats)
+
+
+def load_or_build_item_codes(config, dataset):
+    """Behavior and semantic codes of every item of ``dataset``, from cache when inputs match.
+
+    Returns ``{"behavior": ItemCodes, "semantic": ItemCodes, "path": cache file,
+    "cache_hit": bool}``. ``rebuild_codes: True`` ignores the cache.
+    """
+    logger = getLogger()
+    required = REQUIRED_KEYS + (() if config["behavior_checkpoint"] else ("behavior_model", "behavior_epochs"))
+    missing = [k for k in required if config[k] is None]
+    if missing:
+        raise RecBoleEagerError(f"config lacks {missing} (defaults: properties/model/EAGER.yaml)")
+    check_num_clusters(config["kmeans_k"], dataset.item_num - 1)
+    inputs = cache_inputs(config)
+    path = cache_path(config, inputs)
+    if os.path.isfile(path) and not config["rebuild_codes"]:
+        codes = _load(path, dataset.item_num)
+        if codes is not None:
+            logger.info(f"item codes loaded from {path}")
+            return {**codes, "path": path, "cache_hit": True}
+
+    codes = {}
+    for name, embed in (("semantic", semantic_embeddings), ("behavior", behavior_embeddings)):  # text errors first: fast
+        embeddings, stats = embed(config, dataset)
+        codes[name] = build_item_codes(embeddings, config, stats)
+        logger.info(f"{name} codes: depth {codes[name].depth}, {codes[name].stats}")
+    _save(codes, path, inputs)
+    logger.info(f"item codes saved to {path}")
+    return {"behavior": codes["behavior"], "semantic": codes["semantic"], "path": path, "cache_hit": False}

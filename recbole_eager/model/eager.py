@@ -1,0 +1,360 @@
+r"""
+EAGER
+################################################
+Reference:
+    Ye Wang et al. "EAGER: Two-Stream Generative Recommender with Behavior-Semantic
+    Collaboration." in KDD 2024.
+
+Items carry a behavior code and a semantic code (``recbole_eager.codes``). A shared
+Transformer encoder reads the history; one autoregressive decoder per stream generates
+that stream's code. GCT pulls a summary token of each decoder toward the stream's
+pretrained item embedding; STT lets the semantic summary guide behavior tokens through
+masked reconstruction and matched/corrupted recognition. Inference runs a trie-
+constrained beam search per stream and merges the 2k candidates by log-probability.
+
+Scores of ``full_sort_predict``: an item found by a beam gets the log-probability of its
+code (the higher of the two streams if both found it); every other item gets ``-inf``.
+At least ``beam_size >= max(topk)`` distinct items are finite.
+"""
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.layers import TransformerEncoder
+from recbole.utils import InputType
+
+from recbole_eager.codes import load_or_build_item_codes
+
+STREAMS = ("behavior", "semantic")
+
+
+class CodeTransformerLayer(nn.Module):
+    """Pre-LN layer: self-attention over code tokens, cross-attention to a per-user memory, FFN.
+
+    Cross-attention takes the memory once per user and the queries of all its beams
+    stacked along the query axis, so beams never copy the memory or its projections.
+    """
+
+    def __init__(self, hidden_size, n_heads, inner_size, dropout, eps):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.self_out = nn.Linear(hidden_size, hidden_size)
+        self.cross_q = nn.Linear(hidden_size, hidden_size)
+        self.cross_kv = nn.Linear(hidden_size, 2 * hidden_size)
+        self.cross_out = nn.Linear(hidden_size, hidden_size)
+        self.ffn = nn.Sequential(nn.Linear(hidden_size, inner_size), nn.GELU(), nn.Linear(inner_size, hidden_size))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size, eps=eps) for _ in range(3))
+        self.dropout = nn.Dropout(dropout)
+
+    def _heads(self, x):  # [N, T, H] -> [N, heads, T, H / heads]
+        return x.view(x.size(0), x.size(1), self.n_heads, -1).transpose(1, 2)
+
+    def _merge(self, x):  # [N, heads, T, d] -> [N, T, heads * d]
+        return x.transpose(1, 2).reshape(x.size(0), x.size(2), -1)
+
+    def memory_kv(self, memory):
+        k, v = self.cross_kv(memory).chunk(2, dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def forward(self, x, memory_kv, memory_mask, causal):
+        """x: [B * beams, T, H]; memory_kv: ([B, heads, S, d],) * 2; memory_mask: [B, 1, 1, S] (True = attend)."""
+        q, k, v = self._heads_qkv(self.norms[0](x))
+        attn = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        x = x + self.dropout(self.self_out(self._merge(attn)))
+
+        batch, beams, length = memory_kv[0].size(0), x.size(0) // memory_kv[0].size(0), x.size(1)
+        q = self._heads(self.cross_q(self.norms[1](x)).reshape(batch, beams * length, -1))
+        attn = F.scaled_dot_product_attention(q, *memory_kv, attn_mask=memory_mask)
+        x = x + self.dropout(self.cross_out(self._merge(attn).reshape(batch * beams, length, -1)))
+        return x + self.dropout(self.ffn(self.norms[2](x)))
+
+    def _heads_qkv(self, x):
+        return [self._heads(t) for t in self.qkv(x).chunk(3, dim=-1)]
+
+
+class CodeTransformer(nn.Module):
+    def __init__(self, n_layers, hidden_size, n_heads, inner_size, dropout, eps):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            CodeTransformerLayer(hidden_size, n_heads, inner_size, dropout, eps) for _ in range(n_layers)
+        )
+        self.final_norm = nn.LayerNorm(hidden_size, eps=eps)
+
+    def memory_kv(self, memory):
+        return [layer.memory_kv(memory) for layer in self.layers]
+
+    def forward(self, x, memory_kvs, memory_mask, causal):
+        for layer, kv in zip(self.layers, memory_kvs):
+            x = layer(x, kv, memory_mask, causal)
+        return self.final_norm(x)
+
+
+class StreamDecoder(nn.Module):
+    """Autoregressive decoder of one stream's codes, with the GCT summary token.
+
+    Token ids: level ``t`` token ``c`` is ``t * (K + 1) + c``; then BOS and SUMMARY.
+    The output layer is tied to the token embeddings of each level.
+    """
+
+    def __init__(self, codes, target_dim, config):
+        super().__init__()
+        self.depth, self.vocab = codes.size(1), int(codes.max()) + 1
+        hidden = config["hidden_size"]
+        self.bos, self.summary = self.depth * self.vocab, self.depth * self.vocab + 1
+        self.token_embedding = nn.Embedding(self.depth * self.vocab + 2, hidden)
+        self.position_embedding = nn.Embedding(self.depth + 2, hidden)
+        self.transformer = CodeTransformer(
+            config["decoder_layers"], hidden, config["n_heads"], config["inner_size"],
+            config["dropout_prob"], config["layer_norm_eps"],
+        )
+        self.summary_head = nn.Linear(hidden, target_dim) if config["use_gct"] else None
+        self.register_buffer("level_offset", torch.arange(self.depth) * self.vocab, persistent=False)
+
+    def level_embeddings(self):  # [L, K + 1, H]
+        return self.token_embedding.weight[: self.depth * self.vocab].view(self.depth, self.vocab, -1)
+
+    def embed(self, token_ids):
+        positions = torch.arange(token_ids.size(1), device=token_ids.device)
+        return self.token_embedding(token_ids) + self.position_embedding(positions)
+
+    def teacher_forced(self, codes, memory_kvs, memory_mask):
+        """[BOS, c_1..c_L, SUMMARY] in one causal pass: logits [B, L, K+1], summary state [B, H]."""
+        batch = codes.size(0)
+        tokens = torch.cat([
+            codes.new_full((batch, 1), self.bos),
+            codes + self.level_offset,
+            codes.new_full((batch, 1), self.summary),
+        ], dim=1)
+        hidden = self.transformer(self.embed(tokens), memory_kvs, memory_mask, causal=True)
+        logits = torch.einsum("bth,tvh->btv", hidden[:, : self.depth], self.level_embeddings())
+        return logits, hidden[:, -1]
+
+    def next_token_log_probs(self, prefix_codes, memory_kvs, memory_mask):
+        """prefix_codes: [B * beams, t] -> log-probs of level t tokens [B * beams, K + 1]."""
+        level = prefix_codes.size(1)
+        bos = prefix_codes.new_full((prefix_codes.size(0), 1), self.bos)
+        tokens = torch.cat([bos, prefix_codes + self.level_offset[:level]], dim=1)
+        hidden = self.transformer(self.embed(tokens), memory_kvs, memory_mask, causal=True)[:, -1]
+        return torch.log_softmax(hidden @ self.level_embeddings()[level].T, dim=-1)
+
+
+def build_trie(codes, vocab):
+    """Dense prefix trie over the codes of items 1..n-1.
+
+    Returns one LongTensor per level ``t``: ``[n_prefixes_t, vocab]`` holding the index of
+    the extended prefix (``-1`` if no item has it); at the last level, the item id.
+    """
+    real = codes[1:]
+    item_ids = torch.arange(1, codes.size(0), device=codes.device)
+    parent = torch.zeros(real.size(0), dtype=torch.long, device=codes.device)
+    tries = []
+    for level in range(codes.size(1)):
+        if level + 1 < codes.size(1):
+            _, child = torch.unique(real[:, : level + 1], dim=0, return_inverse=True)
+        else:
+            child = item_ids
+        table = torch.full((int(parent.max()) + 1, vocab), -1, dtype=torch.long, device=codes.device)
+        table[parent, real[:, level]] = child
+        tries.append(table)
+        parent = child
+    return tries
+
+
+class EAGER(SequentialRecommender):
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.hidden_size = config["hidden_size"]
+        self.beam_size = config["beam_size"]
+        self.lambda1, self.lambda2 = config["lambda1"], config["lambda2"]
+        self.stt_mask_ratio, self.stt_replace_ratio = config["stt_mask_ratio"], config["stt_replace_ratio"]
+        self.recon_temperature = config["recon_temperature"]
+        self.merge_rule = config["merge_rule"]
+        max_topk = max(config["topk"])
+        if self.beam_size < max_topk:
+            raise ValueError(f"beam_size={self.beam_size} must be at least max(topk)={max_topk}")
+        self.streams = [s for s in STREAMS if config[f"use_{s}_stream"]]
+        if not self.streams:
+            raise ValueError("EAGER needs at least one stream: set use_behavior_stream or use_semantic_stream")
+        if self.merge_rule not in ("confidence",) + STREAMS or (self.merge_rule != "confidence" and self.merge_rule not in self.streams):
+            raise ValueError(f"merge_rule={self.merge_rule!r}: use 'confidence' or an enabled stream {self.streams}")
+        self.use_gct = config["use_gct"]
+        both = len(self.streams) == 2
+        self.use_stt_recon = config["use_stt_recon"] and both
+        self.use_stt_recog = config["use_stt_recog"] and both
+        if (config["use_stt_recon"] or config["use_stt_recog"]) and not both:
+            logging.getLogger().warning("STT needs both streams: disabled for this run")
+
+        item_codes = load_or_build_item_codes(config, dataset)
+        self.codes_file = item_codes.get("path")
+        self.decoders = nn.ModuleDict()
+        for stream in self.streams:
+            codes = item_codes[stream]
+            if codes.codes.size(0) != self.n_items:
+                raise ValueError(f"{stream} codes cover {codes.codes.size(0)} items, the dataset has {self.n_items}")
+            self.register_buffer(f"{stream}_codes", codes.codes.long())
+            self.register_buffer(f"{stream}_embedding", codes.embeddings.float())
+            self.decoders[stream] = StreamDecoder(codes.codes, codes.embeddings.size(1), config)
+        self._tries = {}
+
+        self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
+        self.encoder = TransformerEncoder(
+            n_layers=config["encoder_layers"], n_heads=config["n_heads"], hidden_size=self.hidden_size,
+            inner_size=config["inner_size"], hidden_dropout_prob=config["dropout_prob"],
+            attn_dropout_prob=config["dropout_prob"], hidden_act="gelu", layer_norm_eps=config["layer_norm_eps"],
+        )
+        self.input_norm = nn.LayerNorm(self.hidden_size, eps=config["layer_norm_eps"])
+        self.dropout = nn.Dropout(config["dropout_prob"])
+
+        if self.use_stt_recon or self.use_stt_recog:
+            self.stt = CodeTransformer(
+                config["stt_layers"], self.hidden_size, config["n_heads"], config["inner_size"],
+                config["dropout_prob"], config["layer_norm_eps"],
+            )
+            self.stt_cls = nn.Parameter(torch.zeros(1, 1, self.hidden_size))
+            self.stt_mask = nn.Parameter(torch.zeros(1, 1, self.hidden_size))
+            self.recog_head = nn.Linear(self.hidden_size, 1) if self.use_stt_recog else None
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+
+    def codes(self, stream):
+        return getattr(self, f"{stream}_codes")
+
+    def trie(self, stream):
+        """Built lazily from the code buffers, so a reloaded state_dict is honoured."""
+        key = (stream, self.codes(stream).device)
+        if key not in self._tries:
+            self._tries[key] = build_trie(self.codes(stream), self.decoders[stream].vocab)
+        return self._tries[key]
+
+    def _apply(self, fn, *args, **kwargs):
+        self._tries = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._tries = {}
+        return super().load_state_dict(*args, **kwargs)
+
+    def encode(self, item_seq):
+        """Shared history encoder, run once per batch for both streams. Returns memory and its mask."""
+        positions = torch.arange(item_seq.size(1), device=item_seq.device)
+        x = self.dropout(self.input_norm(self.item_embedding(item_seq) + self.position_embedding(positions)))
+        memory = self.encoder(x, self.get_attention_mask(item_seq, bidirectional=True), output_all_encoded_layers=False)[-1]
+        return memory, (item_seq != 0)[:, None, None, :]
+
+    def calculate_loss(self, interaction):
+        memory, memory_mask = self.encode(interaction[self.ITEM_SEQ])
+        items = interaction[self.POS_ITEM_ID]
+        losses, summaries = {}, {}
+        for stream in self.streams:
+            decoder = self.decoders[stream]
+            codes = self.codes(stream)[items]
+            logits, summaries[stream] = decoder.teacher_forced(codes, decoder.transformer.memory_kv(memory), memory_mask)
+            losses[f"gen_{stream}"] = F.cross_entropy(logits.reshape(-1, logits.size(-1)), codes.reshape(-1))
+            if self.use_gct:
+                target = getattr(self, f"{stream}_embedding")[items]
+                losses[f"con_{stream}"] = self.lambda1 * F.smooth_l1_loss(decoder.summary_head(summaries[stream]), target)
+        if self.use_stt_recon or self.use_stt_recog:
+            losses.update(self._stt_losses(self.codes("behavior")[items], summaries["semantic"]))
+        for name, value in losses.items():
+            if not torch.isfinite(value):
+                raise ValueError(f"EAGER loss '{name}' is {value.item()}: lower learning_rate or raise warmup_steps")
+        return tuple(losses.values())
+
+    def _stt_losses(self, codes, semantic_summary):
+        """STT over [CLS, behavior tokens], cross-attending to the semantic summary feature.
+
+        All views (masked, original, corrupted) run as one batch.
+        """
+        decoder = self.decoders["behavior"]
+        batch, depth, vocab = codes.size(0), codes.size(1), decoder.vocab
+        token_emb = decoder.token_embedding(codes + decoder.level_offset)
+        views, losses = [], {}
+        if self.use_stt_recon:
+            masked = torch.rand(batch, depth, device=codes.device) < self.stt_mask_ratio
+            masked[torch.arange(batch), torch.randint(depth, (batch,), device=codes.device)] = True
+            views.append(torch.where(masked[..., None], self.stt_mask.expand(batch, depth, -1), token_emb))
+        if self.use_stt_recog:
+            replaced = torch.rand(batch, depth, device=codes.device) < self.stt_replace_ratio
+            replaced[torch.arange(batch), torch.randint(depth, (batch,), device=codes.device)] = True
+            shift = torch.randint(1, vocab, codes.shape, device=codes.device)
+            corrupted = torch.where(replaced, (codes + shift) % vocab, codes)
+            views += [token_emb, decoder.token_embedding(corrupted + decoder.level_offset)]
+        x = torch.cat(views, dim=0)
+        x = torch.cat([self.stt_cls.expand(x.size(0), 1, -1), x], dim=1)
+        memory = semantic_summary.unsqueeze(1).repeat(len(views), 1, 1)
+        hidden = self.stt(x, self.stt.memory_kv(memory), None, causal=False).split(batch, dim=0)
+        if self.use_stt_recon:
+            logits = torch.einsum("btd,tvd->btv", hidden[0][:, 1:], decoder.level_embeddings()) / self.recon_temperature
+            losses["recon"] = self.lambda2 * F.cross_entropy(logits[masked], codes[masked])
+            hidden = hidden[1:]
+        if self.use_stt_recog:
+            scores = self.recog_head(torch.cat([hidden[0][:, 0], hidden[1][:, 0]], dim=0)).squeeze(-1)
+            labels = torch.cat([scores.new_ones(batch), scores.new_zeros(batch)])
+            losses["recog"] = self.lambda2 * F.binary_cross_entropy_with_logits(scores, labels)
+        return losses
+
+    @torch.no_grad()
+    def beam_search(self, stream, memory, memory_mask, beam_size):
+        """Trie-constrained beam search over one stream's codes, batched over users.
+
+        Returns item ids [B, beam_size] sorted by code log-probability (descending) and
+        those log-probabilities; slots without a valid code hold item 0 and ``-inf``.
+        """
+        decoder, tries = self.decoders[stream], self.trie(stream)
+        memory_kvs = decoder.transformer.memory_kv(memory)
+        batch, vocab = memory.size(0), decoder.vocab
+        prefixes = memory.new_zeros((batch, 1, 0), dtype=torch.long)  # [B, beams, t]
+        states = memory.new_zeros((batch, 1), dtype=torch.long)
+        scores = memory.new_zeros((batch, 1))
+        for table in tries:
+            beams = states.size(1)
+            log_probs = decoder.next_token_log_probs(prefixes.reshape(batch * beams, prefixes.size(2)), memory_kvs, memory_mask)
+            children = table[states.clamp(min=0)].view(batch, beams * vocab)
+            candidates = (scores.unsqueeze(-1) + log_probs.view(batch, beams, vocab)).view(batch, -1)
+            candidates = candidates.masked_fill(children < 0, float("-inf"))
+            scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
+            states = children.gather(1, index)
+            parent, token = index // vocab, index % vocab
+            prefixes = torch.cat([prefixes.gather(1, parent[..., None].expand(-1, -1, prefixes.size(2))), token[..., None]], dim=2)
+        items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
+        return items, scores
+
+    def full_sort_predict(self, interaction):
+        memory, memory_mask = self.encode(interaction[self.ITEM_SEQ])
+        streams = self.streams if self.merge_rule == "confidence" else [self.merge_rule]
+        found = [self.beam_search(stream, memory, memory_mask, self.beam_size) for stream in streams]
+        items = torch.cat([f[0] for f in found], dim=1)
+        log_probs = torch.cat([f[1] for f in found], dim=1)
+        scores = memory.new_full((items.size(0), self.n_items), float("-inf"))
+        scores.scatter_reduce_(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
+        scores[:, 0] = float("-inf")
+        return scores
+
+    def code_log_prob(self, stream, memory, memory_mask, items):
+        """Teacher-forced log-probability of each item's code in ``stream`` (one item per row)."""
+        decoder, codes = self.decoders[stream], self.codes(stream)[items]
+        logits, _ = decoder.teacher_forced(codes, decoder.transformer.memory_kv(memory), memory_mask)
+        return torch.log_softmax(logits, dim=-1).gather(2, codes[..., None]).squeeze(-1).sum(dim=1)
+
+    def predict(self, interaction):
+        """Log-probability of each candidate item's code (best over the merged streams)."""
+        memory, memory_mask = self.encode(interaction[self.ITEM_SEQ])
+        streams = self.streams if self.merge_rule == "confidence" else [self.merge_rule]
+        log_probs = [self.code_log_prob(s, memory, memory_mask, interaction[self.ITEM_ID]) for s in streams]
+        return torch.stack(log_probs).amax(dim=0)

@@ -1,0 +1,188 @@
+"""EAGER model: losses, flags, beam search, full-sort contract, save/load round-trip.
+
+Codes here are synthetic (fixed digits, random embeddings) so these tests check the
+model alone; building real codes is covered by test_codes.py.
+"""
+from types import SimpleNamespace
+
+import pytest
+import torch
+from recbole.data import data_preparation
+
+from recbole_eager.config import Config
+from recbole_eager.data import create_dataset
+from recbole_eager.model import eager as eager_module
+from recbole_eager.model.eager import EAGER, build_trie
+from recbole_eager.quick_start import load_data_and_model, run_recbole_eager
+
+K = 5  # tokens per level; END = K
+
+
+def synthetic_codes(n_items):
+    """Base-5 digits of item-1 (depth 3); two short codes padded with END; row 0 all END."""
+    codes = torch.full((n_items, 3), K, dtype=torch.long)
+    for item in range(1, n_items):
+        value = item - 1
+        codes[item] = torch.tensor([value // 25, value // 5 % 5, value % 5])
+    codes[n_items - 1] = torch.tensor([4, K, K])
+    codes[n_items - 2] = torch.tensor([3, 0, K])
+    return codes
+
+
+@pytest.fixture
+def fake_codes(monkeypatch):
+    def load(config, dataset):
+        n = dataset.item_num
+        generator = torch.Generator().manual_seed(0)
+        streams = {}
+        for name, dim, shift in (("behavior", 16, 0), ("semantic", 24, 7)):
+            codes = synthetic_codes(n)
+            codes[1:-2] = codes[1:-2].roll(shift, dims=0)  # the two streams disagree
+            embeddings = torch.randn(n, dim, generator=generator)
+            embeddings[0] = 0
+            streams[name] = SimpleNamespace(codes=codes, embeddings=embeddings)
+        return {**streams, "path": None}
+
+    monkeypatch.setattr(eager_module, "load_or_build_item_codes", load)
+
+
+def build(tiny_config, **overrides):
+    config = Config(model="EAGER", dataset="eager-tiny", config_dict={**tiny_config, "decoder_layers": 2, **overrides})
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    torch.manual_seed(0)
+    return config, EAGER(config, train_data._dataset), train_data, test_data
+
+
+def first_batch(data):
+    batch = next(iter(data))
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def test_losses_finite_and_decrease(fake_codes, tiny_config):
+    _, model, train_data, _ = build(tiny_config, dropout_prob=0.0)
+    batch = first_batch(train_data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(12):
+        torch.manual_seed(1)  # same STT masks each step
+        losses = model.calculate_loss(batch)
+        history.append([loss.item() for loss in losses])
+        optimizer.zero_grad()
+        sum(losses).backward()
+        optimizer.step()
+    assert len(history[0]) == 6  # gen x2, con x2, recon, recog
+    for first, last in zip(history[0], history[-1]):
+        assert torch.isfinite(torch.tensor(first)) and last < first
+
+
+@pytest.mark.parametrize(
+    "flags, gone_params, n_losses",
+    [
+        ({"use_gct": False}, ["summary_head"], 4),
+        ({"use_stt_recon": False, "use_stt_recog": False}, ["stt"], 4),
+        ({"use_stt_recog": False}, ["recog_head"], 5),
+        ({"use_semantic_stream": False}, ["decoders.semantic", "stt"], 2),
+        ({"use_behavior_stream": False}, ["decoders.behavior", "stt"], 2),
+    ],
+)
+def test_flags_remove_parameters_and_losses(fake_codes, tiny_config, flags, gone_params, n_losses):
+    _, full_model, train_data, _ = build(tiny_config)
+    _, model, _, _ = build(tiny_config, **flags)
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in gone_params:
+        assert any(prefix in n for n, _ in full_model.named_parameters())
+        assert not any(prefix in n for n in names)
+    assert len(model.calculate_loss(first_batch(train_data))) == n_losses
+
+
+def test_trie_maps_every_code_to_its_item():
+    codes = synthetic_codes(72)
+    tries = build_trie(codes, K + 1)
+    for item in range(1, 72):
+        state = 0
+        for level, table in enumerate(tries):
+            state = table[state, codes[item, level]].item()
+            assert state >= 0
+        assert state == item
+    assert (tries[0][0, K] == -1).item()  # END never starts a code
+
+
+def test_beam_search_valid_distinct_sorted(fake_codes, tiny_config):
+    _, model, _, test_data = build(tiny_config)
+    model.eval()
+    interaction = first_batch(test_data)
+    memory, mask = model.encode(interaction[model.ITEM_SEQ])
+    for stream in model.streams:
+        items, scores = model.beam_search(stream, memory, mask, beam_size=20)
+        assert items.shape == (memory.size(0), 20)
+        assert (items > 0).all() and (items < model.n_items).all()
+        assert all(len(set(row.tolist())) == 20 for row in items)
+        assert (scores[:, :-1] >= scores[:, 1:]).all()
+        # Each score is the teacher-forced log-probability of that item's code.
+        exact = model.code_log_prob(stream, memory[:1].expand(20, -1, -1), mask[:1].expand(20, -1, -1, -1), items[0])
+        torch.testing.assert_close(exact, scores[0], atol=1e-4, rtol=1e-4)
+
+
+def test_beam_search_matches_exhaustive_ranking(fake_codes, tiny_config):
+    """With a beam as large as the item set, beam search is exact: it equals scoring all items."""
+    _, model, _, test_data = build(tiny_config)
+    model.eval()
+    interaction = first_batch(test_data)
+    memory, mask = model.encode(interaction[model.ITEM_SEQ][:3])
+    n = model.n_items - 1
+    items, scores = model.beam_search("behavior", memory, mask, beam_size=n)
+    for user in range(3):
+        all_items = torch.arange(1, model.n_items)
+        exact = model.code_log_prob("behavior", memory[user : user + 1].expand(n, -1, -1), mask[user : user + 1].expand(n, -1, -1, -1), all_items)
+        order = exact.argsort(descending=True)
+        assert items[user, :10].tolist() == all_items[order[:10]].tolist()
+
+
+def test_full_sort_predict_contract(fake_codes, tiny_config):
+    config, model, _, test_data = build(tiny_config)
+    model.eval()
+    interaction = first_batch(test_data)
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+    assert scores.shape == (interaction.length, model.n_items)
+    assert torch.isinf(scores[:, 0]).all()
+    finite = torch.isfinite(scores)
+    assert (finite.sum(dim=1) >= max(config["topk"])).all()
+    assert (scores[finite] <= 0).all()  # log-probabilities
+    # Merged order: each finite score is the best of the two streams' beam scores.
+    memory, mask = model.encode(interaction[model.ITEM_SEQ])
+    best = torch.full_like(scores, float("-inf"))
+    for stream in model.streams:
+        items, log_probs = model.beam_search(stream, memory, mask, model.beam_size)
+        best.scatter_reduce_(1, items, log_probs, reduce="amax")
+    best[:, 0] = float("-inf")
+    torch.testing.assert_close(scores, best)
+
+
+def test_beam_size_below_topk_is_an_error(fake_codes, tiny_config):
+    with pytest.raises(ValueError, match="beam_size"):
+        build(tiny_config, beam_size=5)
+
+
+def test_save_load_round_trip_identical_scores(fake_codes, tiny_config):
+    result = run_recbole_eager(model="EAGER", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1, "decoder_layers": 2})
+    assert result["epochs"] == 1 and set(result["test_result"]) >= {"recall@10", "ndcg@10"}
+    config, model, _, _, _, test_data = load_data_and_model(result["saved_model_file"])
+    model.eval()
+    interaction = first_batch(test_data)
+    with torch.no_grad():
+        first = model.full_sort_predict(interaction)
+    # A second, independently built model with the checkpoint's weights scores identically.
+    _, again, _, _, _, _ = load_data_and_model(result["saved_model_file"])
+    again.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again.full_sort_predict(interaction), first)
+
+
+def test_same_seed_same_metrics(fake_codes, tiny_config):
+    runs = [
+        run_recbole_eager(model="EAGER", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1, "decoder_layers": 1}, saved=False)
+        for _ in range(2)
+    ]
+    assert runs[0]["test_result"] == runs[1]["test_result"]

@@ -1,0 +1,170 @@
+"""Plugin frame: model lookup, config layering, CLI on every baseline, data errors, benchmark."""
+import filecmp
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from recbole.data import data_preparation
+from recbole.model.sequential_recommender import SASRec
+
+import run_recbole_eager as cli
+from conftest import PROJECT_ROOT, SHARED_DATA, TINY_DATA
+from recbole_eager import benchmark
+from recbole_eager.config import Config
+from recbole_eager.data import create_dataset
+from recbole_eager.data import utils as data_utils
+from recbole_eager.model.eager import EAGER
+from recbole_eager.quick_start import run_recbole_eager
+from recbole_eager.utils import RecBoleEagerError, get_model
+
+BASELINES = ["GRU4Rec", "Caser", "SASRec", "BERT4Rec", "S3Rec"]
+
+
+def test_get_model_prefers_plugin_then_recbole():
+    assert get_model("EAGER") is EAGER
+    assert get_model("SASRec") is SASRec
+    with pytest.raises(RecBoleEagerError, match="unknown model 'NoSuchRec'.*EAGER.*SASRec"):
+        get_model("NoSuchRec")
+
+
+def test_config_layers_protocol_model_and_user_overrides(tiny_config):
+    config = Config(model="SASRec", dataset="eager-tiny", config_dict={**tiny_config, "n_layers": 1})
+    assert config["eval_args"]["split"] == {"LS": "valid_and_test"}
+    assert config["eval_args"]["order"] == "TO" and config["eval_args"]["mode"] == {"valid": "full", "test": "full"}
+    assert config["MAX_ITEM_LIST_LENGTH"] == 20 and config["topk"] == [5, 10, 20]
+    assert config["valid_metric"] == "NDCG@10" and config["metrics"] == ["Recall", "NDCG"]
+    assert config["loss_type"] == "CE" and config["hidden_size"] == 64
+    assert config["n_layers"] == 1  # user beats properties/
+    assert config["data_path"] == os.path.join(str(TINY_DATA), "eager-tiny")
+    eager = Config(model="EAGER", dataset="eager-tiny", config_dict=tiny_config)
+    assert eager["hidden_size"] == 128 and eager["decoder_layers"] == 4 and eager["kmeans_k"] == 256
+
+
+def test_data_path_default_and_environment_variable(monkeypatch, tmp_path):
+    assert Config(model="SASRec", dataset="eager-tiny")["data_path"] == str(PROJECT_ROOT / "dataset" / "eager-tiny")
+    monkeypatch.setenv("RECBOLE_EAGER_DATA", str(tmp_path))
+    assert Config(model="SASRec", dataset="x")["data_path"] == str(tmp_path / "x")
+
+
+@pytest.mark.parametrize("model", BASELINES)
+def test_cli_runs_each_baseline_on_tiny_data(model, monkeypatch):
+    argv = [f"--model={model}", "--dataset=eager-tiny", f"--data_path={TINY_DATA}", "--epochs=1",
+            "--pretrain_epochs=1", "--show_progress=False", "--state=WARNING"]
+    monkeypatch.setattr(sys, "argv", ["run_recbole_eager.py", *argv])
+    assert cli.main(argv) == 0
+    saved = os.listdir("saved")
+    assert any(name.startswith(model) for name in saved)
+    if model == "S3Rec":  # pretrain checkpoint written, then fine-tuned from it
+        assert "S3Rec-eager-tiny-1.pth" in saved
+
+
+def test_unknown_model_exits_with_clear_error(monkeypatch, capsys):
+    argv = ["--model=NoSuchRec", "--dataset=eager-tiny"]
+    monkeypatch.setattr(sys, "argv", ["run_recbole_eager.py", *argv])
+    assert cli.main(argv) == 2
+    assert "unknown model 'NoSuchRec'" in capsys.readouterr().err
+
+
+def test_unknown_dataset_names_path_and_fix(tmp_path, monkeypatch, capsys):
+    argv = ["--model=SASRec", "--dataset=no-such-data", f"--data_path={tmp_path}"]
+    monkeypatch.setattr(sys, "argv", ["run_recbole_eager.py", *argv])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "no-such-data") in err and "--data_path" in err
+
+
+def test_dataset_folder_without_inter_file(tmp_path, tiny_config):
+    (tmp_path / "eager-tiny").mkdir()
+    config = Config(model="SASRec", dataset="eager-tiny", config_dict={**tiny_config, "data_path": str(tmp_path)})
+    with pytest.raises(RecBoleEagerError, match=r"has no eager-tiny.inter"):
+        create_dataset(config)
+
+
+def test_failed_download_is_one_clear_error_and_leaves_nothing(tmp_path, tiny_config, monkeypatch):
+    from urllib.error import URLError
+
+    def offline(url, folder):
+        raise URLError("no network")
+
+    monkeypatch.setattr("recbole.data.dataset.dataset.download_url", offline)
+    monkeypatch.setattr("recbole.data.dataset.dataset.decide_download", lambda url: True)
+    config = Config(model="SASRec", dataset="amazon-beauty", config_dict={**tiny_config, "data_path": str(tmp_path)})
+    with pytest.raises(RecBoleEagerError, match=r"could not download dataset 'amazon-beauty'.*no network"):
+        create_dataset(config)
+    assert not (tmp_path / "amazon-beauty").exists()
+
+
+def test_tiny_dataset_is_reproducible(tmp_path):
+    sys.path.insert(0, str(TINY_DATA))
+    from make_tiny import make_tiny
+
+    make_tiny(str(tmp_path / "eager-tiny"))
+    for suffix in ("inter", "item"):
+        assert filecmp.cmp(tmp_path / "eager-tiny" / f"eager-tiny.{suffix}", TINY_DATA / "eager-tiny" / f"eager-tiny.{suffix}", shallow=False)
+
+
+def test_checkpoint_reloads_in_a_new_process(tiny_config):
+    result = run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1})
+    code = (
+        "import sys; from recbole_eager.quick_start import load_data_and_model; "
+        "config, model, *_ = load_data_and_model(sys.argv[1]); print(type(model).__name__, config['dataset'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, result["saved_model_file"]], capture_output=True, text=True, cwd=os.getcwd())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("SASRec eager-tiny")
+    assert torch.__version__ >= "2.6"  # the weights_only default this guards against
+
+
+def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
+    results = tmp_path / "results"
+    args = ["--dataset", "eager-tiny", "--models", "GRU4Rec", "SASRec", "--results", str(results),
+            "--set", f"data_path={TINY_DATA}", "epochs=1", "show_progress=False", "state=WARNING"]
+    benchmark.main(args)
+    runs = sorted(os.listdir(results / "runs"))
+    assert runs == ["eager-tiny__GRU4Rec.json", "eager-tiny__SASRec.json"]
+    record = json.loads((results / "runs" / runs[1]).read_text())
+    for key in ("model", "dataset", "test_result", "best_valid_result", "command", "commit", "hardware",
+                "epochs", "seconds_per_epoch", "wall_seconds"):
+        assert key in record
+    assert record["epochs"] == 1 and "ndcg@10" in record["test_result"]
+    table = (results / "eager-tiny.md").read_text()
+    assert "| GRU4Rec | ours |" in table and "| SASRec | ours |" in table
+    mtime = os.path.getmtime(results / "runs" / runs[1])
+    benchmark.main(args)  # finished runs are skipped
+    assert os.path.getmtime(results / "runs" / runs[1]) == mtime
+
+
+def test_paper_table_parsing(tmp_path):
+    table = tmp_path / "t.md"
+    table.write_text("| Dataset | Metric | SASRec | S3-Rec | EAGER |\n|---|---|---|---|---|\n"
+                     "| Beauty | Recall@10 | 0.0605 | 0.0647* | 0.0836 |\n| Sports | Recall@10 | 0.0350 | 0.0385 | 0.0441 |\n")
+    paper = benchmark.read_paper_table(str(table), "amazon-beauty")
+    assert paper == {"SASRec": {"recall@10": 0.0605}, "S3-Rec": {"recall@10": 0.0647}, "EAGER": {"recall@10": 0.0836}}
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "amazon-beauty").is_dir(), reason="../shared/datasets/amazon-beauty absent")
+def test_beauty_split_follows_file_row_order():
+    """After RecBole's split, each user's test item is their last row, validation the second-to-last."""
+    config = Config(model="SASRec", dataset="amazon-beauty",
+                    config_dict={"data_path": str(SHARED_DATA), "show_progress": False, "state": "WARNING"})
+    dataset = create_dataset(config)
+    _, valid_data, test_data = data_preparation(config, dataset)
+    rows = pd.read_csv(SHARED_DATA / "amazon-beauty" / "amazon-beauty.inter", sep="\t", dtype=str)
+    rows.columns = ["user", "item", "timestamp"]
+    last = rows.groupby("user", sort=False).nth(-1).set_index("user")["item"]
+    second = rows.groupby("user", sort=False).nth(-2).set_index("user")["item"]
+
+    def targets(data):
+        feat = data._dataset.inter_feat
+        users = dataset.id2token("user_id", feat["user_id"].numpy())
+        items = dataset.id2token("item_id", feat["item_id"].numpy())
+        return pd.Series(items, index=users)
+
+    test, valid = targets(test_data), targets(valid_data)
+    assert len(test) == len(valid) == 22363
+    assert (test.sort_index() == last.sort_index()).all()
+    assert (valid.sort_index() == second.sort_index()).all()
