@@ -16,9 +16,12 @@ from recbole_eager.utils import get_model, get_trainer, trusted_torch_load
 
 
 def build_model(config, train_data):
+    model_class = get_model(config["model"])
+    if hasattr(model_class, "prepare"):  # e.g. EAGER's item codes; may train a model, so before seeding
+        model_class.prepare(config, train_data._dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     with trusted_torch_load():  # S3Rec finetune loads its pretrain checkpoint in __init__
-        return get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        return model_class(config, train_data._dataset).to(config["device"])
 
 
 def _pretrain(config, train_data, logger):

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from recbole.data import data_preparation
 
 from recbole_eager.codes import ItemCodes, hierarchical_kmeans, load_or_build_item_codes
 from recbole_eager.codes import __main__ as cli
@@ -134,6 +135,8 @@ def test_item_texts_fall_back_and_parse_categories(tiny_config, tiny_copy):
     assert by_token["I00000"] == "I00000"  # no text: its item token
     assert stats == {"empty_first_field": 3, "no_text": 1}
     assert not any("nan" in t or "[PAD]" in t for t in texts)
+    train_data, _, _ = data_preparation(config, dataset)  # item features become an Interaction
+    assert item_texts(train_data._dataset, ["title", "brand", "categories"]) == (texts, stats)
 
 
 def test_cache_hit_rebuild_flag_and_determinism(from_checkpoint, monkeypatch):

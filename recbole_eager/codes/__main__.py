@@ -39,7 +39,7 @@ def describe(codes):
 
 def main():
     # Command-line --key=value pairs are read by Config (RecBole style).
-    config = Config(model="SASRec", config_file_list=[str(PROPERTIES_DIR / "model" / "EAGER.yaml")])
+    config = Config(model="EAGER")
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)

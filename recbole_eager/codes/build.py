@@ -2,7 +2,6 @@
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from logging import getLogger
 
@@ -99,8 +98,7 @@ def _save(codes, path, inputs):
     streams = {name: dict(vars(codes[name])) for name in STREAMS}
     payload = {"format": FORMAT_VERSION, "inputs": inputs, "streams": streams, "checksum": _checksum(streams)}
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=os.path.basename(path), suffix=".tmp")
-    os.close(fd)
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)

@@ -42,6 +42,8 @@ def item_texts(dataset, fields):
     the others. An item with no text at all gets its item token (e.g. its ASIN), so it still
     has a distinct embedding. Returns ``(texts, stats)``.
     """
+    if not fields:
+        raise RecBoleEagerError("item_text_fields is empty: name at least one item text field, e.g. [title]")
     item_feat = dataset.item_feat
     available = [] if item_feat is None else list(item_feat.columns)
     for field in fields:
@@ -105,7 +107,8 @@ def load_encoder(name, device):
 def semantic_embeddings(config, dataset):
     """Normalized text embeddings [item_num, d] (row 0 zeros) and stats."""
     logger = getLogger()
-    fields = list(config["item_text_fields"])
+    fields = config["item_text_fields"]
+    fields = [fields] if isinstance(fields, str) else list(fields)
     texts, stats = item_texts(dataset, fields)
     if stats["empty_first_field"]:
         logger.warning(f"{stats['empty_first_field']} items have no {fields[0]}: their text falls back to {fields[1:]}")

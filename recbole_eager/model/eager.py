@@ -60,17 +60,23 @@ class CodeTransformerLayer(nn.Module):
         k, v = self.cross_kv(memory).chunk(2, dim=-1)
         return self._heads(k), self._heads(v)
 
-    def forward(self, x, memory_kv, memory_mask, causal):
-        """x: [B * beams, T, H]; memory_kv: ([B, heads, S, d],) * 2; memory_mask: [B, 1, 1, S] (True = attend)."""
+    def forward(self, x, memory_kv, memory_mask, causal, cache=None):
+        """x: [B * beams, T, H]; memory_kv: ([B, heads, S, d],) * 2; memory_mask: [B, 1, 1, S] (True = attend).
+
+        With ``cache`` (keys and values of earlier positions, or ``None`` at the first step), x
+        holds only the newest position; returns the output and the updated cache.
+        """
         q, k, v = self._heads_qkv(self.norms[0](x))
-        attn = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        if cache is not None and cache[0] is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        attn = F.scaled_dot_product_attention(q, k, v, is_causal=causal and cache is None)
         x = x + self.dropout(self.self_out(self._merge(attn)))
 
         batch, beams, length = memory_kv[0].size(0), x.size(0) // memory_kv[0].size(0), x.size(1)
         q = self._heads(self.cross_q(self.norms[1](x)).reshape(batch, beams * length, -1))
         attn = F.scaled_dot_product_attention(q, *memory_kv, attn_mask=memory_mask)
         x = x + self.dropout(self.cross_out(self._merge(attn).reshape(batch * beams, length, -1)))
-        return x + self.dropout(self.ffn(self.norms[2](x)))
+        return x + self.dropout(self.ffn(self.norms[2](x))), (k, v)
 
     def _heads_qkv(self, x):
         return [self._heads(t) for t in self.qkv(x).chunk(3, dim=-1)]
@@ -87,10 +93,13 @@ class CodeTransformer(nn.Module):
     def memory_kv(self, memory):
         return [layer.memory_kv(memory) for layer in self.layers]
 
-    def forward(self, x, memory_kvs, memory_mask, causal):
-        for layer, kv in zip(self.layers, memory_kvs):
-            x = layer(x, kv, memory_mask, causal)
-        return self.final_norm(x)
+    def forward(self, x, memory_kvs, memory_mask, causal, caches=None):
+        """Returns the final states, and the per-layer self-attention caches when ``caches`` is given."""
+        new_caches = []
+        for i, (layer, kv) in enumerate(zip(self.layers, memory_kvs)):
+            x, cache = layer(x, kv, memory_mask, causal, None if caches is None else caches[i])
+            new_caches.append(cache)
+        return (self.final_norm(x), new_caches) if caches is not None else self.final_norm(x)
 
 
 class StreamDecoder(nn.Module):
@@ -133,13 +142,21 @@ class StreamDecoder(nn.Module):
         logits = torch.einsum("bth,tvh->btv", hidden[:, : self.depth], self.level_embeddings())
         return logits, hidden[:, -1]
 
-    def next_token_log_probs(self, prefix_codes, memory_kvs, memory_mask):
-        """prefix_codes: [B * beams, t] -> log-probs of level t tokens [B * beams, K + 1]."""
-        level = prefix_codes.size(1)
-        bos = prefix_codes.new_full((prefix_codes.size(0), 1), self.bos)
-        tokens = torch.cat([bos, prefix_codes + self.level_offset[:level]], dim=1)
-        hidden = self.transformer(self.embed(tokens), memory_kvs, memory_mask, causal=True)[:, -1]
-        return torch.log_softmax(hidden @ self.level_embeddings()[level].T, dim=-1)
+    def step(self, token_ids, position, caches, memory_kvs, memory_mask):
+        """One decoding step with cached keys/values: token_ids [B * beams] at ``position``
+        -> log-probs of the next level's tokens [B * beams, K + 1] and the new caches."""
+        x = (self.token_embedding(token_ids) + self.position_embedding.weight[position]).unsqueeze(1)
+        hidden, caches = self.transformer(x, memory_kvs, memory_mask, causal=True, caches=caches)
+        logits = hidden[:, -1] @ self.level_embeddings()[position].T
+        return torch.log_softmax(logits, dim=-1), caches
+
+
+def _select_beams(cache, parent):
+    """Reorder a cache [B * beams, ...] to the surviving beams: parent [B, new_beams]."""
+    batch = parent.size(0)
+    old_beams = cache.size(0) // batch
+    rows = (parent + torch.arange(batch, device=parent.device).unsqueeze(1) * old_beams).view(-1)
+    return cache.index_select(0, rows)
 
 
 def build_trie(codes, vocab):
@@ -221,6 +238,11 @@ class EAGER(SequentialRecommender):
             self.stt_mask = nn.Parameter(torch.zeros(1, 1, self.hidden_size))
             self.recog_head = nn.Linear(self.hidden_size, 1) if self.use_stt_recog else None
         self.apply(self._init_weights)
+
+    @classmethod
+    def prepare(cls, config, dataset):
+        """Build (or find cached) the item codes before the seeded construction of the model."""
+        load_or_build_item_codes(config, dataset)
 
     @staticmethod
     def _init_weights(module):
@@ -319,19 +341,21 @@ class EAGER(SequentialRecommender):
         decoder, tries = self.decoders[stream], self.trie(stream)
         memory_kvs = decoder.transformer.memory_kv(memory)
         batch, vocab = memory.size(0), decoder.vocab
-        prefixes = memory.new_zeros((batch, 1, 0), dtype=torch.long)  # [B, beams, t]
+        tokens = memory.new_full((batch,), decoder.bos, dtype=torch.long)
+        caches = [None] * len(memory_kvs)
         states = memory.new_zeros((batch, 1), dtype=torch.long)
         scores = memory.new_zeros((batch, 1))
-        for table in tries:
+        for level, table in enumerate(tries):
             beams = states.size(1)
-            log_probs = decoder.next_token_log_probs(prefixes.reshape(batch * beams, prefixes.size(2)), memory_kvs, memory_mask)
+            log_probs, caches = decoder.step(tokens, level, caches, memory_kvs, memory_mask)
             children = table[states.clamp(min=0)].view(batch, beams * vocab)
             candidates = (scores.unsqueeze(-1) + log_probs.view(batch, beams, vocab)).view(batch, -1)
             candidates = candidates.masked_fill(children < 0, float("-inf"))
             scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
             states = children.gather(1, index)
             parent, token = index // vocab, index % vocab
-            prefixes = torch.cat([prefixes.gather(1, parent[..., None].expand(-1, -1, prefixes.size(2))), token[..., None]], dim=2)
+            caches = [tuple(_select_beams(t, parent) for t in cache) for cache in caches]
+            tokens = (token + level * vocab).view(-1)
         items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
         return items, scores
 
