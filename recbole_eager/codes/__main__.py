@@ -7,7 +7,6 @@ from recbole.utils import init_logger, init_seed
 from recbole_eager.codes import load_or_build_item_codes
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
-from recbole_eager.utils import PROPERTIES_DIR
 
 
 def _source(name, s):
