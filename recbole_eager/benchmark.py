@@ -156,7 +156,10 @@ def main(argv=None):
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every model")
     parser.add_argument("--results", default=str(PROJECT_ROOT / "results"))
     parser.add_argument("--paper_table", default=str(DEFAULT_PAPER_TABLE))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     runs_dir = os.path.join(args.results, "runs")
     os.makedirs(runs_dir, exist_ok=True)

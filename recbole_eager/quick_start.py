@@ -42,7 +42,8 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     """Train ``model`` on ``dataset`` and evaluate it on the test split.
 
     ``model`` is a name (this plugin's models first, then RecBole's) or a class. Models
-    with ``train_stage: pretrain_finetune`` (S3Rec here) run both stages. Returns RecBole's
+    with ``train_stage: pretrain_finetune`` (S3Rec here) run both stages; ``resume_from: <checkpoint>``
+    continues an interrupted run. Returns RecBole's
     result dict plus timing: ``epochs``, ``train_epoch_seconds``, ``valid_seconds``,
     ``test_seconds`` and ``wall_seconds``.
     """
@@ -63,6 +64,9 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     model = build_model(config, train_data)
     logger.info(model)
     trainer = with_epoch_timing(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    if config["resume_from"]:  # a checkpoint of an interrupted run: continue after its last saved epoch
+        with trusted_torch_load():
+            trainer.resume_checkpoint(config["resume_from"])
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
     )

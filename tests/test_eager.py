@@ -120,7 +120,7 @@ def test_beam_search_valid_distinct_sorted(fake_codes, tiny_config):
         assert all(len(set(row.tolist())) == 20 for row in items)
         assert (scores[:, :-1] >= scores[:, 1:]).all()
         # Each score is the teacher-forced log-probability of that item's code.
-        exact = model.code_log_prob(stream, memory[:1].expand(20, -1, -1), mask[:1].expand(20, -1, -1, -1), items[0])
+        exact = model.code_log_prob(stream, memory[:1].expand(20, -1, -1), mask[:1].expand(20, -1), items[0])
         torch.testing.assert_close(exact, scores[0], atol=1e-4, rtol=1e-4)
 
 
@@ -134,7 +134,7 @@ def test_beam_search_matches_exhaustive_ranking(fake_codes, tiny_config):
     items, scores = model.beam_search("behavior", memory, mask, beam_size=n)
     for user in range(3):
         all_items = torch.arange(1, model.n_items)
-        exact = model.code_log_prob("behavior", memory[user : user + 1].expand(n, -1, -1), mask[user : user + 1].expand(n, -1, -1, -1), all_items)
+        exact = model.code_log_prob("behavior", memory[user : user + 1].expand(n, -1, -1), mask[user : user + 1].expand(n, -1), all_items)
         order = exact.argsort(descending=True)
         assert items[user, :10].tolist() == all_items[order[:10]].tolist()
 
@@ -186,3 +186,18 @@ def test_same_seed_same_metrics(fake_codes, tiny_config):
         for _ in range(2)
     ]
     assert runs[0]["test_result"] == runs[1]["test_result"]
+
+
+def test_nan_loss_stops_with_named_component(fake_codes, tiny_config):
+    _, model, train_data, _ = build(tiny_config, lambda1=float("nan"))
+    with pytest.raises(ValueError, match="EAGER loss 'con_behavior' is nan"):
+        model.calculate_loss(first_batch(train_data))
+
+
+def test_resume_continues_after_saved_epoch(fake_codes, tiny_config):
+    config = {**tiny_config, "decoder_layers": 1, "epochs": 1}
+    first = run_recbole_eager(model="EAGER", dataset="eager-tiny", config_dict=config)
+    resumed = run_recbole_eager(
+        model="EAGER", dataset="eager-tiny", config_dict={**config, "epochs": 3, "resume_from": first["saved_model_file"]}
+    )
+    assert resumed["epochs"] == 2  # epochs 1 and 2; epoch 0 came from the checkpoint
