@@ -40,8 +40,9 @@ def test_config_layers_protocol_model_and_user_overrides(tiny_config):
     assert config["loss_type"] == "CE" and config["hidden_size"] == 64
     assert config["n_layers"] == 1  # user beats properties/
     assert config["data_path"] == os.path.join(str(TINY_DATA), "eager-tiny")
-    eager = Config(model="EAGER", dataset="eager-tiny", config_dict=tiny_config)
+    eager = Config(model="EAGER", dataset="amazon-beauty", config_dict=tiny_config)
     assert eager["hidden_size"] == 128 and eager["decoder_layers"] == 4 and eager["kmeans_k"] == 256
+    assert Config(model="EAGER", dataset="eager-tiny", config_dict=tiny_config)["kmeans_k"] == 8  # dataset YAML beats model YAML
 
 
 def test_data_path_default_and_environment_variable(monkeypatch, tmp_path):

@@ -85,14 +85,6 @@ def test_eager_lambda_file():
     assert len(space["lambda1"]["grid_search"]) * len(space["lambda2"]["grid_search"]) == 16
 
 
-def test_eager_lambda_file_readable_by_recbole():
-    pytest.importorskip("hyperopt")
-    from recbole.trainer import HyperTuning
-
-    space = HyperTuning._build_space_from_file(str(PROJECT_ROOT / "properties" / "hyper" / "eager_lambda.hyper"))
-    assert set(space) == {"lambda1", "lambda2"}
-
-
 def test_parse_overrides_converts_like_recbole():
     overrides = rt.parse_overrides(["--epochs=2", "--learning_rate=1e-3", "--show_progress=false",
                                     "--data_path=/x/y", "--topk=[5,10]", "--eval_args={'mode': 'full'}"])
