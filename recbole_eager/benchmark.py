@@ -85,7 +85,8 @@ def run_one(model, dataset, overrides, out_path, command):
         "epochs": result["epochs"],
         "epoch_cap": result["config"].get("epochs"),
         "stopping_step": result["config"].get("stopping_step"),
-        "early_stopped": result["epochs"] < result["config"].get("epochs", 0),
+        "stopped_by": result["stopped_by"],
+        "train_time_budget": result["config"].get("train_time_budget"),
         "seconds_per_epoch": sum(epoch_seconds) / max(len(epoch_seconds), 1),
         "valid_seconds_mean": sum(result["valid_seconds"]) / max(len(result["valid_seconds"]), 1),
         "test_seconds": result["test_seconds"],
@@ -121,7 +122,9 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
         "|---|---|" + "---|" * len(METRICS) + "---|---|---|---|",
     ]
     for name, r in records:
-        stop = "early stop" if r["early_stopped"] else "cap reached"
+        stopped_by = r.get("stopped_by") or ("early_stopping" if r.get("early_stopped") else "epoch_cap")
+        stop = {"early_stopping": "early stop", "epoch_cap": "cap reached",
+                "time_budget": f"time budget {r.get('train_time_budget')} s reached"}[stopped_by]
         values = " | ".join(f"{r['test_result'].get(m, float('nan')):.4f}" for m in METRICS)
         lines.append(
             f"| {name} | ours | {values} | {r['epochs']} ({r['epoch_cap']}, {stop}; patience {r['stopping_step']}) "

@@ -11,7 +11,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
-from recbole_eager.trainer import with_epoch_timing
+from recbole_eager.trainer import TrainTimeBudgetReached, with_epoch_timing
 from recbole_eager.utils import get_model, get_trainer, trusted_torch_load
 
 
@@ -43,8 +43,9 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
 
     ``model`` is a name (this plugin's models first, then RecBole's) or a class. Models
     with ``train_stage: pretrain_finetune`` (S3Rec here) run both stages; ``resume_from: <checkpoint>``
-    continues an interrupted run. Returns RecBole's
-    result dict plus timing: ``epochs``, ``train_epoch_seconds``, ``valid_seconds``,
+    continues an interrupted run; ``train_time_budget: <seconds>`` stops fitting before the
+    next epoch once that much time has passed (then the best epoch so far is tested). Returns RecBole's
+    result dict plus ``stopped_by`` (early_stopping / epoch_cap / time_budget) and timing: ``epochs``, ``train_epoch_seconds``, ``valid_seconds``,
     ``test_seconds`` and ``wall_seconds``.
     """
     wall_start = time.perf_counter()
@@ -67,9 +68,15 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     if config["resume_from"]:  # a checkpoint of an interrupted run: continue after its last saved epoch
         with trusted_torch_load():
             trainer.resume_checkpoint(config["resume_from"])
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
-    )
+    try:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+        )
+        stopped_by = "early_stopping" if len(trainer.train_epoch_seconds) < config["epochs"] else "epoch_cap"
+    except TrainTimeBudgetReached:
+        best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
+        stopped_by = "time_budget"
+        logger.warning(f"train_time_budget={config['train_time_budget']}s reached after {len(trainer.train_epoch_seconds)} epochs")
     test_start = time.perf_counter()
     with trusted_torch_load():
         test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
@@ -85,6 +92,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         "best_valid_result": dict(best_valid_result or {}),
         "test_result": dict(test_result),
         "epochs": len(trainer.train_epoch_seconds),
+        "stopped_by": stopped_by,
         "train_epoch_seconds": trainer.train_epoch_seconds,
         "valid_seconds": trainer.valid_seconds,
         "test_seconds": test_seconds,

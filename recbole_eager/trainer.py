@@ -5,15 +5,28 @@ from recbole.trainer import Trainer
 from torch.optim.lr_scheduler import LambdaLR
 
 
+class TrainTimeBudgetReached(Exception):
+    """Raised before an epoch once ``train_time_budget`` seconds of fitting have passed."""
+
+
 class EpochTimingMixin:
-    """Records seconds of every training epoch and validation pass (for benchmark tables)."""
+    """Records seconds of every training epoch and validation pass (for benchmark tables),
+    and stops fitting before an epoch once ``train_time_budget`` seconds have passed."""
 
     def __init__(self, config, model):
         super().__init__(config, model)
         self.train_epoch_seconds = []
         self.valid_seconds = []
+        self.time_budget = config["train_time_budget"]
+        self.fit_start = None
+
+    def fit(self, *args, **kwargs):
+        self.fit_start = time.perf_counter()
+        return super().fit(*args, **kwargs)
 
     def _train_epoch(self, *args, **kwargs):
+        if self.time_budget and self.fit_start and time.perf_counter() - self.fit_start > self.time_budget:
+            raise TrainTimeBudgetReached
         start = time.perf_counter()
         result = super()._train_epoch(*args, **kwargs)
         self.train_epoch_seconds.append(time.perf_counter() - start)

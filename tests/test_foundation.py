@@ -169,3 +169,10 @@ def test_beauty_split_follows_file_row_order():
     assert len(test) == len(valid) == 22363
     assert (test.sort_index() == last.sort_index()).all()
     assert (valid.sort_index() == second.sort_index()).all()
+
+
+def test_time_budget_stops_before_next_epoch_and_tests_best(tiny_config):
+    result = run_recbole_eager(model="SASRec", dataset="eager-tiny",
+                               config_dict={**tiny_config, "epochs": 5, "train_time_budget": 0.05})
+    assert result["stopped_by"] == "time_budget" and 1 <= result["epochs"] < 5
+    assert "ndcg@10" in result["test_result"] and result["best_valid_result"]

@@ -216,7 +216,6 @@ class EAGER(SequentialRecommender):
             logging.getLogger().warning("STT needs both streams: disabled for this run")
 
         item_codes = load_or_build_item_codes(config, dataset)
-        self.codes_file = item_codes.get("path")
         self.decoders = nn.ModuleDict()
         for stream in self.streams:
             codes = item_codes[stream]
