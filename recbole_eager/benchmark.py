@@ -121,6 +121,7 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
         + " | epochs (cap, stop) | s/epoch | test pass s | hardware |",
         "|---|---|" + "---|" * len(METRICS) + "---|---|---|---|",
     ]
+    shown = set()
     for name, r in records:
         stopped_by = r.get("stopped_by") or ("early_stopping" if r.get("early_stopped") else "epoch_cap")
         stop = {"early_stopping": "early stop", "epoch_cap": "cap reached",
@@ -131,7 +132,8 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
             f"| {r['seconds_per_epoch']:.1f} | {r['test_seconds']:.1f} | {r['hardware']} |"
         )
         reported = paper.get(PAPER_NAMES.get(r["model"], r["model"]))
-        if reported:
+        if reported and r["model"] not in shown:
+            shown.add(r["model"])
             values = " | ".join(f"{reported[m]:.4f}" if m in reported else "-" for m in METRICS)
             lines.append(f"| {name} | paper | {values} | | | | |")
     for model in ("EAGER",):

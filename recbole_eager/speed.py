@@ -1,0 +1,116 @@
+"""Interleaved speed comparison of two models on the same batches, in one process.
+
+    python -m recbole_eager.speed --dataset amazon-beauty --models EAGER SASRec --train_steps 20 --eval_batches 3
+
+Each training step and each full-sort batch is timed for every model in turn (the order
+alternates), so a machine whose load changes during the run affects all models alike.
+Per-epoch and per-test-pass seconds are extrapolated from the mean step / batch times and
+the number of batches. Writes ``results/speed/<dataset>-<models>.json``.
+"""
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed
+
+from recbole_eager.benchmark import git_commit, hardware, parse_overrides
+from recbole_eager.config import Config
+from recbole_eager.data import create_dataset
+from recbole_eager.quick_start import build_model
+from recbole_eager.utils import PROJECT_ROOT
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def train_step(model, optimizer, batch):
+    optimizer.zero_grad()
+    losses = model.calculate_loss(batch)
+    (sum(losses) if isinstance(losses, tuple) else losses).backward()
+    optimizer.step()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="amazon-beauty")
+    parser.add_argument("--models", nargs="+", default=["EAGER", "SASRec"])
+    parser.add_argument("--train_steps", type=int, default=20)
+    parser.add_argument("--eval_batches", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--results", default=str(PROJECT_ROOT / "results" / "speed"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
+    overrides = parse_overrides(args.set)
+
+    configs = {m: Config(model=m, dataset=args.dataset, config_dict=overrides) for m in args.models}
+    first = configs[args.models[0]]
+    init_seed(first["seed"], first["reproducibility"])
+    init_logger(first)
+    train_data, _, test_data = data_preparation(first, create_dataset(first))
+    models = {m: build_model(configs[m], train_data) for m in args.models}
+    optimizers = {m: torch.optim.Adam(model.parameters(), lr=configs[m]["learning_rate"]) for m, model in models.items()}
+
+    step_seconds = {m: [] for m in args.models}
+    for i, batch in enumerate(itertools.islice(train_data, args.train_steps + 1)):
+        order = args.models if i % 2 == 0 else args.models[::-1]
+        for m in order:
+            models[m].train()
+            seconds = timed(lambda: train_step(models[m], optimizers[m], batch))
+            if i > 0:  # the first step warms up allocators and lazy initialisation
+                step_seconds[m].append(seconds)
+    eval_seconds = {m: [] for m in args.models}
+    with torch.no_grad():
+        for i, batch in enumerate(itertools.islice(test_data, args.eval_batches)):
+            interaction = batch[0]
+            order = args.models if i % 2 == 0 else args.models[::-1]
+            for m in order:
+                models[m].eval()
+                eval_seconds[m].append(timed(lambda: models[m].full_sort_predict(interaction)))
+
+    mean = lambda xs: sum(xs) / len(xs)
+    report = {
+        "dataset": args.dataset,
+        "command": "python -m recbole_eager.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "commit": git_commit(),
+        "hardware": hardware(),
+        "train_batches_per_epoch": len(train_data),
+        "test_batches": len(test_data),
+        "train_batch_size": first["train_batch_size"],
+        "eval_batch_size": first["eval_batch_size"],
+        "models": {
+            m: {
+                "train_step_seconds_mean": mean(step_seconds[m]),
+                "eval_batch_seconds_mean": mean(eval_seconds[m]),
+                "epoch_seconds_estimate": mean(step_seconds[m]) * len(train_data),
+                "test_pass_seconds_estimate": mean(eval_seconds[m]) * len(test_data),
+                "train_steps_timed": len(step_seconds[m]),
+                "eval_batches_timed": len(eval_seconds[m]),
+            }
+            for m in args.models
+        },
+    }
+    base = args.models[-1]
+    for m in args.models[:-1]:
+        report["models"][m]["epoch_ratio_vs_" + base] = report["models"][m]["epoch_seconds_estimate"] / report["models"][base]["epoch_seconds_estimate"]
+        report["models"][m]["test_ratio_vs_" + base] = report["models"][m]["test_pass_seconds_estimate"] / report["models"][base]["test_pass_seconds_estimate"]
+    os.makedirs(args.results, exist_ok=True)
+    path = os.path.join(args.results, f"{args.dataset}-{'-'.join(args.models)}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(path + ".tmp", path)
+    print(json.dumps(report["models"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
