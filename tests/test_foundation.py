@@ -176,3 +176,15 @@ def test_time_budget_stops_before_next_epoch_and_tests_best(tiny_config):
                                config_dict={**tiny_config, "epochs": 5, "train_time_budget": 0.05})
     assert result["stopped_by"] == "time_budget" and 1 <= result["epochs"] < 5
     assert "ndcg@10" in result["test_result"] and result["best_valid_result"]
+
+
+def test_speed_compares_models_on_the_same_batches(tmp_path):
+    from recbole_eager import speed
+
+    speed.main(["--dataset", "eager-tiny", "--models", "GRU4Rec", "SASRec", "--train_steps", "2", "--eval_batches", "1",
+                "--results", str(tmp_path), "--set", f"data_path={TINY_DATA}", "state=WARNING", "show_progress=False"])
+    report = json.loads((tmp_path / "eager-tiny-GRU4Rec-SASRec.json").read_text())
+    gru, sas = report["models"]["GRU4Rec"], report["models"]["SASRec"]
+    assert gru["train_steps_timed"] == sas["train_steps_timed"] == 2 and gru["eval_batches_timed"] == 1
+    assert gru["epoch_seconds_estimate"] == pytest.approx(gru["train_step_seconds_mean"] * report["train_batches_per_epoch"])
+    assert gru["epoch_ratio_vs_SASRec"] == pytest.approx(gru["epoch_seconds_estimate"] / sas["epoch_seconds_estimate"])
