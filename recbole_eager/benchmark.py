@@ -150,10 +150,10 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
 
 
 def parse_overrides(pairs):
-    from recbole.config import Config
+    """``KEY=VALUE`` pairs -> config dict, values converted as RecBole converts ``--key=value``."""
+    from recbole_eager.tune import parse_overrides as parse_cli_overrides
 
-    raw = dict(pair.split("=", 1) for pair in pairs)
-    return Config._convert_config_dict(None, raw)
+    return parse_cli_overrides([f"--{pair}" for pair in pairs])
 
 
 def main(argv=None):
