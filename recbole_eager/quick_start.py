@@ -15,13 +15,18 @@ from recbole_eager.trainer import TrainTimeBudgetReached, with_epoch_timing
 from recbole_eager.utils import get_model, get_trainer, trusted_torch_load
 
 
-def build_model(config, train_data):
+def build_model(config, train_data, state_dict=None):
+    """Seeded model construction. Given a checkpoint's ``state_dict``, a model that can take
+    its inputs from it (EAGER's item codes) is built from those instead of ``prepare``."""
     model_class = get_model(config["model"])
-    if hasattr(model_class, "prepare"):  # e.g. EAGER's item codes; may train a model, so before seeding
+    kwargs = {}
+    if state_dict is not None and hasattr(model_class, "init_kwargs_from_checkpoint"):
+        kwargs = model_class.init_kwargs_from_checkpoint(config, state_dict)
+    elif hasattr(model_class, "prepare"):  # e.g. EAGER's item codes; may train a model, so before seeding
         model_class.prepare(config, train_data._dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     with trusted_torch_load():  # S3Rec finetune loads its pretrain checkpoint in __init__
-        return model_class(config, train_data._dataset).to(config["device"])
+        return model_class(config, train_data._dataset, **kwargs).to(config["device"])
 
 
 def _pretrain(config, train_data, logger):
@@ -62,10 +67,14 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
 
     if config["train_stage"] == "pretrain_finetune":
         _pretrain(config, train_data, logger)
-    model = build_model(config, train_data)
+    resume_state = None
+    if config["resume_from"]:  # a checkpoint of an interrupted run: continue after its last saved epoch
+        with trusted_torch_load():
+            resume_state = torch.load(config["resume_from"], map_location="cpu")["state_dict"]
+    model = build_model(config, train_data, state_dict=resume_state)
     logger.info(model)
     trainer = with_epoch_timing(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
-    if config["resume_from"]:  # a checkpoint of an interrupted run: continue after its last saved epoch
+    if resume_state is not None:
         with trusted_torch_load():
             trainer.resume_checkpoint(config["resume_from"])
     try:
@@ -116,7 +125,8 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
 
 
 def load_data_and_model(model_file):
-    """Rebuild config, data and trained model from a checkpoint this plugin saved."""
+    """Rebuild config, data and trained model from a checkpoint this plugin saved (EAGER's
+    item codes come from the checkpoint: no cache or behavior model is needed)."""
     with trusted_torch_load():
         checkpoint = torch.load(model_file, map_location="cpu")
     config = checkpoint["config"]
@@ -124,7 +134,7 @@ def load_data_and_model(model_file):
     init_logger(config)
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
-    model = build_model(config, train_data)
+    model = build_model(config, train_data, state_dict=checkpoint["state_dict"])
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return config, model, dataset, train_data, valid_data, test_data

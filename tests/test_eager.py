@@ -165,10 +165,16 @@ def test_beam_size_below_topk_is_an_error(fake_codes, tiny_config):
         build(tiny_config, beam_size=5)
 
 
-def test_save_load_round_trip_identical_scores(fake_codes, tiny_config):
+def test_save_load_round_trip_identical_scores(fake_codes, tiny_config, monkeypatch):
     result = run_recbole_eager(model="EAGER", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1, "decoder_layers": 2})
     assert result["epochs"] == 1 and set(result["test_result"]) >= {"recall@10", "ndcg@10"}
+
+    def no_rebuild(config, dataset):
+        raise AssertionError("reloading a checkpoint must take the item codes from it")
+
+    monkeypatch.setattr(eager_module, "load_or_build_item_codes", no_rebuild)
     config, model, _, _, _, test_data = load_data_and_model(result["saved_model_file"])
+    torch.testing.assert_close(model.behavior_codes, synthetic_codes(model.n_items))
     model.eval()
     interaction = first_batch(test_data)
     with torch.no_grad():

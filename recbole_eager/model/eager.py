@@ -26,7 +26,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
-from recbole_eager.codes import load_or_build_item_codes
+from recbole_eager.codes import ItemCodes, load_or_build_item_codes
 
 STREAMS = ("behavior", "semantic")
 
@@ -192,7 +192,7 @@ def build_trie(codes, vocab):
 class EAGER(SequentialRecommender):
     input_type = InputType.POINTWISE
 
-    def __init__(self, config, dataset):
+    def __init__(self, config, dataset, item_codes=None):
         super().__init__(config, dataset)
         self.hidden_size = config["hidden_size"]
         self.beam_size = config["beam_size"]
@@ -215,7 +215,7 @@ class EAGER(SequentialRecommender):
         if (config["use_stt_recon"] or config["use_stt_recog"]) and not both:
             logging.getLogger().warning("STT needs both streams: disabled for this run")
 
-        item_codes = load_or_build_item_codes(config, dataset)
+        item_codes = item_codes or load_or_build_item_codes(config, dataset)
         self.decoders = nn.ModuleDict()
         for stream in self.streams:
             codes = item_codes[stream]
@@ -250,6 +250,14 @@ class EAGER(SequentialRecommender):
     def prepare(cls, config, dataset):
         """Build (or find cached) the item codes before the seeded construction of the model."""
         load_or_build_item_codes(config, dataset)
+
+    @classmethod
+    def init_kwargs_from_checkpoint(cls, config, state_dict):
+        """The item codes a checkpoint holds as buffers, so reloading never rebuilds them."""
+        return {"item_codes": {
+            stream: ItemCodes(state_dict[f"{stream}_codes"], state_dict[f"{stream}_embedding"], config["kmeans_k"])
+            for stream in STREAMS if f"{stream}_codes" in state_dict
+        }}
 
     @staticmethod
     def _init_weights(module):
