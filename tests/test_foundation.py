@@ -134,6 +134,10 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     assert record["epochs"] == 1 and "ndcg@10" in record["test_result"]
     table = (results / "eager-tiny.md").read_text()
     assert "| GRU4Rec | ours |" in table and "| SASRec | ours |" in table
+    sasrec_row = next(line for line in table.splitlines() if line.startswith("| SASRec | ours |")).split(" | ")
+    header = next(line for line in table.splitlines() if line.startswith("| run |")).split(" | ")
+    assert len(sasrec_row) == len(header)
+    assert float(sasrec_row[header.index("valid N@10")]) == round(record["best_valid_result"]["ndcg@10"], 4)
     mtime = os.path.getmtime(results / "runs" / runs[1])
     benchmark.main(args)  # finished runs are skipped
     assert os.path.getmtime(results / "runs" / runs[1]) == mtime
