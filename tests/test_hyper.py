@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from recbole_eager import tune as rt
+from recbole_eager import tune_report
 from recbole_eager.utils import PROJECT_ROOT, RecBoleEagerError
 
 from conftest import TINY_DATA
@@ -132,19 +133,19 @@ def _fake_rows():
 
 def test_select_best_uses_validation_never_test():
     rows = _fake_rows()
-    assert rt.select_best(rows, bigger=True) == 2
-    assert rt.select_best(rows, bigger=False) == 0
+    assert tune_report.select_best(rows, bigger=True) == 2
+    assert tune_report.select_best(rows, bigger=False) == 0
     # a failed trial is never chosen, even with a (stale) high score
     rows[3]["best_valid_score"] = 0.99
-    assert rt.select_best(rows, bigger=True) == 2
+    assert tune_report.select_best(rows, bigger=True) == 2
     # a trial stopped early by ASHA (no test metrics) competes on its best validation score
     rows.append(_row("x_00004", {"p": 0.2, "q": 0.2}, 0.25, None, status="stopped"))
-    assert rt.select_best(rows, bigger=True) == 4
+    assert tune_report.select_best(rows, bigger=True) == 4
     # ties: the first trial wins
     rows.append(_row("x_00005", {"p": 0.5, "q": 0.5}, 0.25, 1.0))
-    assert rt.select_best(rows, bigger=True) == 4
-    assert rt.select_best([rows[3]], bigger=True) is None
-    assert rt.select_best([_row("y", {}, float("-inf"), None)], bigger=True) is None  # never validated
+    assert tune_report.select_best(rows, bigger=True) == 4
+    assert tune_report.select_best([rows[3]], bigger=True) is None
+    assert tune_report.select_best([_row("y", {}, float("-inf"), None)], bigger=True) is None  # never validated
 
 
 def test_rows_from_results_status_and_errors():
@@ -196,7 +197,7 @@ def _meta(name="fake"):
 
 def test_write_reports_heatmap_lines_and_all_failed(tmp_path):
     params = rt.parse_params_text("p choice [0.2,0.5]\nq choice [0.2,0.5]\n")
-    paths, best = rt.write_reports(_fake_rows(), params, "ndcg@10", True, str(tmp_path / "out"), _meta())
+    paths, best = tune_report.write_reports(_fake_rows(), params, "ndcg@10", True, str(tmp_path / "out"), _meta())
     assert best == 2
     assert paths == {k: str(tmp_path / "out" / f"eager-tiny-SASRec-fake{s}")
                      for k, s in [("md", ".md"), ("csv", ".csv"), ("png", ".png"), ("best_yaml", "-best.yaml")]}
@@ -216,7 +217,7 @@ def test_write_reports_heatmap_lines_and_all_failed(tmp_path):
     # one varied parameter -> line plot; non-numeric values work too
     line_rows = [_row(f"l_{i}", {"rule": r, "fixed": 1}, v, 0.1) for i, (r, v) in enumerate([("a", 0.1), ("b", 0.3), ("a", 0.2)])]
     line_params = rt.parse_params_text("rule choice ['a','b']\nfixed choice [1]\n")
-    paths, best = rt.write_reports(line_rows, line_params, "ndcg@10", True, str(tmp_path / "out"), _meta("line"))
+    paths, best = tune_report.write_reports(line_rows, line_params, "ndcg@10", True, str(tmp_path / "out"), _meta("line"))
     assert best == 1 and yaml.safe_load(open(paths["best_yaml"]))["rule"] == "b"
     _check_png(paths["png"])
 
@@ -224,7 +225,7 @@ def test_write_reports_heatmap_lines_and_all_failed(tmp_path):
     failed = [_row("f_0", {"p": 0.2, "q": 0.2}, float("nan"), None, "failed", "ValueError: x")]
     stale = tmp_path / "out" / "eager-tiny-SASRec-fake-best.yaml"
     assert stale.exists()
-    paths, best = rt.write_reports(failed, params, "ndcg@10", True, str(tmp_path / "out"), _meta())
+    paths, best = tune_report.write_reports(failed, params, "ndcg@10", True, str(tmp_path / "out"), _meta())
     assert best is None and "best_yaml" not in paths and not stale.exists()
     assert "none (no trial finished)" in open(paths["md"]).read()
     _check_png(paths["png"])
@@ -238,13 +239,13 @@ def test_plot_sampled_floats_and_many_params(tmp_path):
     rows = [_row(f"r_{i:05d}", {"a": rng.uniform(0, 1), "b": rng.uniform(0, 1)}, rng.uniform(0.1, 0.3), 0.2) for i in range(20)]
     rows[3] = _row("r_00003", rows[3]["params"], float("nan"), None, "failed", "ValueError: Training loss is nan")
     params = rt.parse_params_text("a uniform 0,1\nb uniform 0,1\n")
-    paths, best = rt.write_reports(rows, params, "ndcg@10", True, str(tmp_path), _meta("scatter"))
+    paths, best = tune_report.write_reports(rows, params, "ndcg@10", True, str(tmp_path), _meta("scatter"))
     assert rows[best]["best_valid_score"] == max(r["best_valid_score"] for r in rows if r["status"] == "ok")
     _check_png(paths["png"])
     # three varied parameters -> one bar per trial
     rows = [_row(f"m_{i}", {"a": i, "b": -i, "c": str(i)}, 0.1 * i, 0.5 - 0.1 * i) for i in range(4)]
     params = rt.parse_params_text("a choice [0,1,2,3]\nb choice [0,-1,-2,-3]\nc choice ['0','1','2','3']\n")
-    paths, best = rt.write_reports(rows, params, "ndcg@10", True, str(tmp_path), _meta("bars"))
+    paths, best = tune_report.write_reports(rows, params, "ndcg@10", True, str(tmp_path), _meta("bars"))
     assert best == 3
     _check_png(paths["png"])
 
