@@ -25,9 +25,11 @@ DEFAULT_PAPER_TABLE = PROJECT_ROOT.parent / "shared" / "paper" / "eager-table.md
 
 
 def git_commit():
+    """HEAD, with ``-dirty`` when tracked code differs from it (``results/`` does not count:
+    benchmarks rewrite it while they run)."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -71,6 +73,7 @@ def run_name(model, tag):
 def run_one(model, dataset, overrides, out_path, command):
     from recbole_eager.quick_start import run_recbole_eager
 
+    commit = git_commit()  # the code that trains, not the code at the end of a long run
     result = run_recbole_eager(model=model, dataset=dataset, config_dict=overrides)
     epoch_seconds = result["train_epoch_seconds"]
     record = {
@@ -80,7 +83,7 @@ def run_one(model, dataset, overrides, out_path, command):
         "best_valid_result": result["best_valid_result"],
         "command": command,
         "overrides": overrides,
-        "commit": git_commit(),
+        "commit": commit,
         "hardware": hardware(),
         "epochs": result["epochs"],
         "epoch_cap": result["config"].get("epochs"),

@@ -143,6 +143,22 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     assert os.path.getmtime(results / "runs" / runs[1]) == mtime
 
 
+def test_benchmark_commit_dirty_only_for_code(tmp_path, monkeypatch):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "model.py").write_text("a = 1\n")
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(benchmark, "PROJECT_ROOT", tmp_path)
+    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "results" / "table.md").write_text("rewritten by a running benchmark\n")
+    assert benchmark.git_commit() == head
+    (tmp_path / "model.py").write_text("a = 2\n")
+    assert benchmark.git_commit() == head + "-dirty"
+
+
 def test_paper_table_parsing(tmp_path):
     table = tmp_path / "t.md"
     table.write_text("| Dataset | Metric | SASRec | S3-Rec | EAGER |\n|---|---|---|---|---|\n"
