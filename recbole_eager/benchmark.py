@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from recbole_eager.utils import PROJECT_ROOT
+from recbole_eager.utils import PROJECT_ROOT, atomic_write
 
 METRICS = ["recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
 PAPER_NAMES = {"S3Rec": "S3-Rec"}
@@ -97,10 +97,7 @@ def run_one(model, dataset, overrides, out_path, command):
         "wall_seconds": result["wall_seconds"],
         "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    tmp = out_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, out_path)
+    atomic_write(out_path, json.dumps(record, indent=2))
     return record
 
 
@@ -130,9 +127,8 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
     order = ["GRU4Rec", "Caser", "SASRec", "BERT4Rec", "S3Rec", "EAGER"]
     records.sort(key=lambda nr: (order.index(nr[1]["model"]) if nr[1]["model"] in order else len(order), nr[1]["model"], nr[0]))
     for i, (name, r) in enumerate(records):
-        stopped_by = r.get("stopped_by") or ("early_stopping" if r.get("early_stopped") else "epoch_cap")
         stop = {"early_stopping": "early stop", "epoch_cap": "cap reached",
-                "time_budget": f"time budget {r.get('train_time_budget')} s reached"}[stopped_by]
+                "time_budget": f"time budget {r.get('train_time_budget')} s reached"}[r["stopped_by"]]
         values = " | ".join(f"{r['test_result'].get(m, float('nan')):.4f}" for m in METRICS)
         valid = r["best_valid_result"].get("ndcg@10", float("nan"))
         lines.append(
@@ -148,10 +144,7 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
         if model in paper and not any(r["model"] == model for _, r in records):
             values = " | ".join(f"{paper[model][m]:.4f}" if m in paper[model] else "-" for m in METRICS)
             lines.append(f"| {model} | paper | {values} | | | | | |")
-    tmp = md_path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, md_path)
+    atomic_write(md_path, "\n".join(lines) + "\n")
 
 
 def parse_overrides(pairs):

@@ -81,7 +81,8 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         best_valid_score, best_valid_result = trainer.fit(
             train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
         )
-        stopped_by = "early_stopping" if len(trainer.train_epoch_seconds) < config["epochs"] else "epoch_cap"
+        last_epoch = trainer.start_epoch + len(trainer.train_epoch_seconds)  # start_epoch > 0 after resume_from
+        stopped_by = "early_stopping" if last_epoch < config["epochs"] else "epoch_cap"
     except TrainTimeBudgetReached:
         best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
         stopped_by = "time_budget"

@@ -22,7 +22,7 @@ from recbole_eager.benchmark import git_commit, hardware, parse_overrides
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.quick_start import build_model
-from recbole_eager.utils import PROJECT_ROOT
+from recbole_eager.utils import PROJECT_ROOT, atomic_write
 
 
 def timed(fn):
@@ -104,11 +104,7 @@ def main(argv=None):
     for m in args.models[:-1]:
         report["models"][m]["epoch_ratio_vs_" + base] = report["models"][m]["epoch_seconds_estimate"] / report["models"][base]["epoch_seconds_estimate"]
         report["models"][m]["test_ratio_vs_" + base] = report["models"][m]["test_pass_seconds_estimate"] / report["models"][base]["test_pass_seconds_estimate"]
-    os.makedirs(args.results, exist_ok=True)
-    path = os.path.join(args.results, f"{args.dataset}-{'-'.join(args.models)}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(path + ".tmp", path)
+    atomic_write(os.path.join(args.results, f"{args.dataset}-{'-'.join(args.models)}.json"), json.dumps(report, indent=2))
     print(json.dumps(report["models"], indent=2))
 
 

@@ -4,9 +4,10 @@ import csv
 import io
 import math
 import os
-import tempfile
 
 import yaml
+
+from recbole_eager.utils import atomic_write
 
 STATUS_OK, STATUS_STOPPED, STATUS_FAILED = "ok", "stopped", "failed"
 MAX_HEATMAP_CELLS = 12  # distinct values per axis; more (sampled floats) -> scatter plot
@@ -39,20 +40,6 @@ def select_best(rows, bigger=True):
         if (score > current) if bigger else (score < current):
             best_index = i
     return best_index
-
-
-def _atomic_write(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _fmt(value, digits=4):
@@ -99,7 +86,7 @@ def write_csv(path, rows, param_names, valid_metric, best_index):
             + [row["valid"].get(m, "") for m in valid_names] + [row["test"].get(m, "") for m in test_names]
             + [row["epochs"] if row["epochs"] is not None else "", _fmt(row["seconds"], 1), row["error"], row["trial_dir"]]
         )
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def _md_cell(value):
@@ -141,7 +128,7 @@ def write_markdown(path, rows, param_names, valid_metric, best_index, meta):
                  + [row["epochs"], _fmt(row["seconds"], 1), row["error"]])
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     lines.append("")
-    _atomic_write(path, "\n".join(lines))
+    atomic_write(path, "\n".join(lines))
 
 
 def write_best_yaml(path, row, overrides, meta):
@@ -156,7 +143,7 @@ def write_best_yaml(path, row, overrides, meta):
             meta["model"], meta["dataset"], " ".join(meta["config_files"] + [os.path.abspath(path)])),
     ]
     body = yaml.safe_dump(to_python(config), default_flow_style=False, sort_keys=False)
-    _atomic_write(path, "\n".join(header) + "\n" + body)
+    atomic_write(path, "\n".join(header) + "\n" + body)
 
 
 def _is_number(value):
@@ -271,7 +258,7 @@ def plot_sweep(path, rows, varied, valid_metric, best_index, title):
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def write_reports(rows, params, valid_metric, bigger, output_dir, meta):

@@ -3,6 +3,7 @@ import contextlib
 import functools
 import importlib
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -76,3 +77,19 @@ def trusted_torch_load():
         yield
     finally:
         torch.load = original
+
+
+def atomic_write(path, data):
+    """Write ``data`` (str or bytes) to ``path`` via a temp file in the same folder and
+    ``os.replace``: readers never see a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -207,3 +207,4 @@ def test_resume_continues_after_saved_epoch(fake_codes, tiny_config):
         model="EAGER", dataset="eager-tiny", config_dict={**config, "epochs": 3, "resume_from": first["saved_model_file"]}
     )
     assert resumed["epochs"] == 2  # epochs 1 and 2; epoch 0 came from the checkpoint
+    assert resumed["stopped_by"] == "epoch_cap"  # ran to epochs=3, counting the resumed epoch

@@ -215,7 +215,8 @@ class EAGER(SequentialRecommender):
         if (config["use_stt_recon"] or config["use_stt_recog"]) and not both:
             logging.getLogger().warning("STT needs both streams: disabled for this run")
 
-        item_codes = item_codes or load_or_build_item_codes(config, dataset)
+        if item_codes is None:
+            item_codes = load_or_build_item_codes(config, dataset)
         self.decoders = nn.ModuleDict()
         for stream in self.streams:
             codes = item_codes[stream]
