@@ -131,6 +131,7 @@ def load_data_and_model(model_file):
     with trusted_torch_load():
         checkpoint = torch.load(model_file, map_location="cpu")
     config = checkpoint["config"]
+    config.compatibility_settings()  # numpy aliases RecBole's metrics use; an unpickled Config skips its __init__
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)

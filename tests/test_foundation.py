@@ -111,12 +111,17 @@ def test_tiny_dataset_is_reproducible(tmp_path):
 def test_checkpoint_reloads_in_a_new_process(tiny_config):
     result = run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1})
     code = (
-        "import sys; from recbole_eager.quick_start import load_data_and_model; "
-        "config, model, *_ = load_data_and_model(sys.argv[1]); print(type(model).__name__, config['dataset'])"
+        "import sys; from recbole_eager.quick_start import load_data_and_model; from recbole_eager.utils import get_trainer\n"
+        "config, model, _, _, _, test_data = load_data_and_model(sys.argv[1])\n"
+        "trainer = get_trainer(config['MODEL_TYPE'], config['model'])(config, model)\n"
+        "ndcg = trainer.evaluate(test_data, load_best_model=False, show_progress=False)['ndcg@10']\n"
+        "print(type(model).__name__, config['dataset'], ndcg)"
     )
     out = subprocess.run([sys.executable, "-c", code, result["saved_model_file"]], capture_output=True, text=True, cwd=os.getcwd())
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("SASRec eager-tiny")
+    name, dataset, ndcg = out.stdout.split()[-3:]
+    assert (name, dataset) == ("SASRec", "eager-tiny")
+    assert float(ndcg) == pytest.approx(result["test_result"]["ndcg@10"])  # NDCG needs RecBole's numpy aliases
     assert torch.__version__ >= "2.6"  # the weights_only default this guards against
 
 
