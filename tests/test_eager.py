@@ -59,8 +59,9 @@ def first_batch(data):
     return batch[0] if isinstance(batch, tuple) else batch
 
 
-def test_losses_finite_and_decrease(fake_codes, tiny_config):
-    _, model, train_data, _ = build(tiny_config, dropout_prob=0.0)
+@pytest.mark.parametrize("code_tokens", ["level", "node"])
+def test_losses_finite_and_decrease(fake_codes, tiny_config, code_tokens):
+    _, model, train_data, _ = build(tiny_config, dropout_prob=0.0, code_tokens=code_tokens)
     batch = first_batch(train_data)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
@@ -108,8 +109,9 @@ def test_trie_maps_every_code_to_its_item():
     assert (tries[0][0, K] == -1).item()  # END never starts a code
 
 
-def test_beam_search_valid_distinct_sorted(fake_codes, tiny_config):
-    _, model, _, test_data = build(tiny_config)
+@pytest.mark.parametrize("code_tokens", ["level", "node"])
+def test_beam_search_valid_distinct_sorted(fake_codes, tiny_config, code_tokens):
+    _, model, _, test_data = build(tiny_config, code_tokens=code_tokens)
     model.eval()
     interaction = first_batch(test_data)
     memory, mask = model.encode(interaction[model.ITEM_SEQ])
@@ -124,9 +126,10 @@ def test_beam_search_valid_distinct_sorted(fake_codes, tiny_config):
         torch.testing.assert_close(exact, scores[0], atol=1e-4, rtol=1e-4)
 
 
-def test_beam_search_matches_exhaustive_ranking(fake_codes, tiny_config):
+@pytest.mark.parametrize("code_tokens", ["level", "node"])
+def test_beam_search_matches_exhaustive_ranking(fake_codes, tiny_config, code_tokens):
     """With a beam as large as the item set, beam search is exact: it equals scoring all items."""
-    _, model, _, test_data = build(tiny_config)
+    _, model, _, test_data = build(tiny_config, code_tokens=code_tokens)
     model.eval()
     interaction = first_batch(test_data)
     memory, mask = model.encode(interaction[model.ITEM_SEQ][:3])
@@ -139,8 +142,9 @@ def test_beam_search_matches_exhaustive_ranking(fake_codes, tiny_config):
         assert items[user, :10].tolist() == all_items[order[:10]].tolist()
 
 
-def test_full_sort_predict_contract(fake_codes, tiny_config):
-    config, model, _, test_data = build(tiny_config)
+@pytest.mark.parametrize("code_tokens", ["level", "node"])
+def test_full_sort_predict_contract(fake_codes, tiny_config, code_tokens):
+    config, model, _, test_data = build(tiny_config, code_tokens=code_tokens)
     model.eval()
     interaction = first_batch(test_data)
     with torch.no_grad():
@@ -158,6 +162,37 @@ def test_full_sort_predict_contract(fake_codes, tiny_config):
         best.scatter_reduce_(1, items, log_probs, reduce="amax")
     best[:, 0] = float("-inf")
     torch.testing.assert_close(scores, best)
+
+
+def test_node_tokens_score_only_children_with_one_token_per_item(fake_codes, tiny_config):
+    _, model, _, _ = build(tiny_config, code_tokens="node")
+    decoder = model.decoders["behavior"]
+    codes = model.behavior_codes
+    n_prefixes = [len({tuple(c[: t + 1].tolist()) for c in codes[1:]}) for t in range(codes.size(1))]
+    assert n_prefixes[-1] == model.n_items - 1
+    assert decoder.level_size.tolist() == n_prefixes[:-1] + [model.n_items]  # last level: item ids
+    assert decoder.token_embedding.num_embeddings == sum(n_prefixes[:-1]) + model.n_items + 2
+    first_digits = sorted({c[0].item() for c in codes[1:]})
+    items = [next(i for i in range(1, model.n_items) if codes[i, 0] == d) for d in first_digits]
+    parents = decoder.item_states[items, 0]  # one row per first-level prefix, in one grouped call
+    logits = decoder.child_logits(torch.randn(len(items), model.hidden_size), 1, parents)
+    for digit, row in zip(first_digits, logits):
+        children = {c[1].item() for c in codes[1:] if c[0] == digit}
+        assert set(torch.isfinite(row).nonzero().view(-1).tolist()) == children
+    assert any(len({c[1].item() for c in codes[1:] if c[0] == d}) < K for d in first_digits)  # some prefix lacks digits
+
+
+def test_code_tokens_value_is_checked(fake_codes, tiny_config):
+    with pytest.raises(ValueError, match="code_tokens='leaf'"):
+        build(tiny_config, code_tokens="leaf")
+
+
+def test_state_dict_with_other_codes_is_refused(fake_codes, tiny_config):
+    _, model, _, _ = build(tiny_config)
+    state = model.state_dict()
+    state["behavior_codes"] = state["behavior_codes"].roll(1, dims=0)
+    with pytest.raises(ValueError, match="behavior_codes differ"):
+        model.load_state_dict(state)
 
 
 def test_beam_size_below_topk_is_an_error(fake_codes, tiny_config):

@@ -113,50 +113,83 @@ class CodeTransformer(nn.Module):
 class StreamDecoder(nn.Module):
     """Autoregressive decoder of one stream's codes, with the GCT summary token.
 
-    Token ids: level ``t`` token ``c`` is ``t * (K + 1) + c``; then BOS and SUMMARY.
-    The output layer is tied to the token embeddings of each level.
+    ``code_tokens`` picks what a code token is. ``level``: digit ``c`` at level ``t`` is one
+    token shared by every prefix. ``node``: each trie node (code prefix) is its own token,
+    so the last level holds one token per item. The output layer is tied to the token
+    embeddings and scores only the children of the current prefix (node) or every digit
+    of the level (level). Then come BOS and SUMMARY.
     """
 
     def __init__(self, codes, target_dim, config):
         super().__init__()
         self.depth, self.vocab = codes.size(1), int(codes.max()) + 1
-        hidden = config["hidden_size"]
-        self.bos, self.summary = self.depth * self.vocab, self.depth * self.vocab + 1
-        self.token_embedding = nn.Embedding(self.depth * self.vocab + 2, hidden)
+        self.node_tokens = config["code_tokens"] == "node"
+        tries = build_trie(codes, self.vocab)
+        for level, table in enumerate(tries):
+            self.register_buffer(f"trie_{level}", table, persistent=False)
+        self.register_buffer("item_states", _walk_trie(codes, tries), persistent=False)
+        sizes = torch.tensor([int(t.max()) + 1 if self.node_tokens else self.vocab for t in tries])
+        self.register_buffer("level_size", sizes, persistent=False)
+        self.register_buffer("level_offset", sizes.cumsum(0) - sizes, persistent=False)
+        hidden, n_tokens = config["hidden_size"], int(sizes.sum())
+        self.bos, self.summary = n_tokens, n_tokens + 1
+        self.token_embedding = nn.Embedding(n_tokens + 2, hidden)
         self.position_embedding = nn.Embedding(self.depth + 2, hidden)
         self.transformer = CodeTransformer(
             config["decoder_layers"], hidden, config["n_heads"], config["inner_size"],
             config["dropout_prob"], config["layer_norm_eps"],
         )
         self.summary_head = nn.Linear(hidden, target_dim) if config["use_gct"] else None
-        self.register_buffer("level_offset", torch.arange(self.depth) * self.vocab, persistent=False)
 
-    def level_embeddings(self):  # [L, K + 1, H]
-        return self.token_embedding.weight[: self.depth * self.vocab].view(self.depth, self.vocab, -1)
+    def trie(self, level):  # [n_prefixes, vocab] -> next prefix state (item id at the last level), -1 if none
+        return getattr(self, f"trie_{level}")
+
+    def token_ids(self, codes, states, levels=slice(None)):
+        """Token ids of code digits whose prefixes are the trie ``states`` (same shape), at
+        ``levels`` (the last axis by default holds every level)."""
+        return self.level_offset[levels] + (states if self.node_tokens else codes)
+
+    def child_logits(self, hidden, level, parent):
+        """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N].
+
+        Node tokens: only the prefix's children are scored (others ``-inf``); rows are
+        grouped by prefix so each group is one matmul. Level tokens: every digit of the level.
+        """
+        if not self.node_tokens:
+            table = self.token_embedding.weight[self.level_offset[level] : self.level_offset[level] + self.vocab]
+            return hidden @ table.T
+        children = self.trie(level)[parent]
+        groups, group_of_row = torch.unique(parent, return_inverse=True)
+        child_emb = self.token_embedding(self.level_offset[level] + self.trie(level)[groups].clamp(min=0))
+        order = group_of_row.argsort()
+        counts = torch.bincount(group_of_row, minlength=groups.numel()).tolist()
+        parts = [hidden[rows] @ child_emb[g].T for g, rows in enumerate(order.split(counts))]
+        logits = torch.cat(parts)[order.argsort()]
+        return logits.masked_fill(children < 0, float("-inf"))
 
     def embed(self, token_ids):
         positions = torch.arange(token_ids.size(1), device=token_ids.device)
         return self.token_embedding(token_ids) + self.position_embedding(positions)
 
-    def teacher_forced(self, codes, memory_kvs, memory_mask):
-        """[BOS, c_1..c_L, SUMMARY] in one causal pass: logits [B, L, K+1], summary state [B, H]."""
-        batch = codes.size(0)
+    def teacher_forced(self, items, codes, memory_kvs, memory_mask):
+        """[BOS, c_1..c_L, SUMMARY] in one causal pass: logits [B, L, vocab], summary state [B, H]."""
+        batch, states = codes.size(0), self.item_states[items]
         tokens = torch.cat([
             codes.new_full((batch, 1), self.bos),
-            codes + self.level_offset,
+            self.token_ids(codes, states),
             codes.new_full((batch, 1), self.summary),
         ], dim=1)
         hidden = self.transformer(self.embed(tokens), memory_kvs, memory_mask, causal=True)
-        logits = torch.einsum("bth,tvh->btv", hidden[:, : self.depth], self.level_embeddings())
+        parents = torch.cat([states.new_zeros(batch, 1), states[:, :-1]], dim=1)
+        logits = torch.stack([self.child_logits(hidden[:, t], t, parents[:, t]) for t in range(self.depth)], dim=1)
         return logits, hidden[:, -1]
 
-    def step(self, token_ids, position, caches, memory_kvs, memory_mask):
-        """One decoding step with cached keys/values: token_ids [B * beams] at ``position``
-        -> log-probs of the next level's tokens [B * beams, K + 1] and the new caches."""
+    def step(self, token_ids, position, parent, caches, memory_kvs, memory_mask):
+        """One decoding step with cached keys/values: token_ids and prefix states ``parent``
+        [B * beams] at ``position`` -> log-probs of the next digit [B * beams, vocab], new caches."""
         x = (self.token_embedding(token_ids) + self.position_embedding.weight[position]).unsqueeze(1)
         hidden, caches = self.transformer(x, memory_kvs, memory_mask, causal=True, caches=caches)
-        logits = hidden[:, -1] @ self.level_embeddings()[position].T
-        return torch.log_softmax(logits, dim=-1), caches
+        return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent), dim=-1), caches
 
 
 def _select_beams(cache, parent):
@@ -189,6 +222,16 @@ def build_trie(codes, vocab):
     return tries
 
 
+def _walk_trie(codes, tries):
+    """Trie state of every prefix of every item's code: [n_items, L] (0 where a code is not in the trie)."""
+    states = torch.empty_like(codes)
+    state = torch.zeros(codes.size(0), dtype=torch.long, device=codes.device)
+    for level, table in enumerate(tries):
+        state = table[state, codes[:, level]].clamp(min=0)
+        states[:, level] = state
+    return states
+
+
 class EAGER(SequentialRecommender):
     input_type = InputType.POINTWISE
 
@@ -208,6 +251,8 @@ class EAGER(SequentialRecommender):
             raise ValueError("EAGER needs at least one stream: set use_behavior_stream or use_semantic_stream")
         if self.merge_rule not in ("confidence",) + STREAMS or (self.merge_rule != "confidence" and self.merge_rule not in self.streams):
             raise ValueError(f"merge_rule={self.merge_rule!r}: use 'confidence' or an enabled stream {self.streams}")
+        if config["code_tokens"] not in ("level", "node"):
+            raise ValueError(f"code_tokens={config['code_tokens']!r}: use 'level' or 'node'")
         self.use_gct = config["use_gct"]
         both = len(self.streams) == 2
         self.use_stt_recon = config["use_stt_recon"] and both
@@ -224,8 +269,7 @@ class EAGER(SequentialRecommender):
                 raise ValueError(f"{stream} codes cover {codes.codes.size(0)} items, the dataset has {self.n_items}")
             self.register_buffer(f"{stream}_codes", codes.codes.long())
             self.register_buffer(f"{stream}_embedding", codes.embeddings.float())
-            self.decoders[stream] = StreamDecoder(codes.codes, codes.embeddings.size(1), config)
-        self._tries = {}
+            self.decoders[stream] = StreamDecoder(codes.codes.long(), codes.embeddings.size(1), config)
 
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
@@ -273,20 +317,17 @@ class EAGER(SequentialRecommender):
     def codes(self, stream):
         return getattr(self, f"{stream}_codes")
 
-    def trie(self, stream):
-        """Built lazily from the code buffers, so a reloaded state_dict is honoured."""
-        key = (stream, self.codes(stream).device)
-        if key not in self._tries:
-            self._tries[key] = build_trie(self.codes(stream), self.decoders[stream].vocab)
-        return self._tries[key]
-
-    def _apply(self, fn, *args, **kwargs):
-        self._tries = {}
-        return super()._apply(fn, *args, **kwargs)
-
-    def load_state_dict(self, *args, **kwargs):
-        self._tries = {}
-        return super().load_state_dict(*args, **kwargs)
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        """The decoders' tries and token tables come from the codes at construction, so a
+        state_dict with other codes is refused rather than silently mismatched."""
+        for stream in self.streams:
+            theirs = state_dict.get(f"{stream}_codes")
+            if theirs is not None and not torch.equal(theirs.cpu(), self.codes(stream).cpu()):
+                raise ValueError(
+                    f"the state_dict's {stream}_codes differ from this model's: build the model with "
+                    "EAGER.init_kwargs_from_checkpoint (as recbole_eager.quick_start does)"
+                )
+        return super().load_state_dict(state_dict, *args, **kwargs)
 
     def encode(self, item_seq):
         """Shared history encoder, run once per batch for both streams: memory [B, S, H] and
@@ -305,26 +346,27 @@ class EAGER(SequentialRecommender):
             decoder = self.decoders[stream]
             codes = self.codes(stream)[items]
             memory_kvs = decoder.transformer.memory_kv(memory, valid)
-            logits, summaries[stream] = decoder.teacher_forced(codes, memory_kvs, memory_mask)
+            logits, summaries[stream] = decoder.teacher_forced(items, codes, memory_kvs, memory_mask)
             losses[f"gen_{stream}"] = F.cross_entropy(logits.reshape(-1, logits.size(-1)), codes.reshape(-1))
             if self.use_gct:
                 target = getattr(self, f"{stream}_embedding")[items]
                 losses[f"con_{stream}"] = self.lambda1 * F.smooth_l1_loss(decoder.summary_head(summaries[stream]), target)
         if self.use_stt_recon or self.use_stt_recog:
-            losses.update(self._stt_losses(self.codes("behavior")[items], summaries["semantic"]))
+            losses.update(self._stt_losses(items, summaries["semantic"]))
         for name, value in losses.items():
             if not torch.isfinite(value):
                 raise ValueError(f"EAGER loss '{name}' is {value.item()}: lower learning_rate or raise warmup_steps")
         return tuple(losses.values())
 
-    def _stt_losses(self, codes, semantic_summary):
+    def _stt_losses(self, items, semantic_summary):
         """STT over [CLS, behavior tokens], cross-attending to the semantic summary feature.
 
         All views (masked, original, corrupted) run as one batch.
         """
         decoder = self.decoders["behavior"]
-        batch, depth, vocab = codes.size(0), codes.size(1), decoder.vocab
-        token_emb = decoder.token_embedding(codes + decoder.level_offset)
+        codes, states = self.codes("behavior")[items], decoder.item_states[items]
+        batch, depth = codes.size(0), codes.size(1)
+        token_emb = decoder.token_embedding(decoder.token_ids(codes, states))
         views, losses = [], {}
         if self.use_stt_recon:
             masked = torch.rand(batch, depth, device=codes.device) < self.stt_mask_ratio
@@ -333,16 +375,18 @@ class EAGER(SequentialRecommender):
         if self.use_stt_recog:
             replaced = torch.rand(batch, depth, device=codes.device) < self.stt_replace_ratio
             replaced[torch.arange(batch), torch.randint(depth, (batch,), device=codes.device)] = True
-            shift = torch.randint(1, vocab, codes.shape, device=codes.device)
-            corrupted = torch.where(replaced, (codes + shift) % vocab, codes)
+            true_ids = decoder.token_ids(codes, states) - decoder.level_offset
+            shift = 1 + (torch.rand(batch, depth, device=codes.device) * (decoder.level_size - 1)).long()
+            corrupted = torch.where(replaced, (true_ids + shift) % decoder.level_size, true_ids)
             views += [token_emb, decoder.token_embedding(corrupted + decoder.level_offset)]
         x = torch.cat(views, dim=0)
         x = torch.cat([self.stt_cls.expand(x.size(0), 1, -1), x], dim=1)
         memory = semantic_summary.unsqueeze(1).repeat(len(views), 1, 1)
         hidden = self.stt(x, self.stt.memory_kv(memory), None, causal=False).split(batch, dim=0)
         if self.use_stt_recon:
-            logits = torch.einsum("btd,tvd->btv", hidden[0][:, 1:], decoder.level_embeddings()) / self.recon_temperature
-            losses["recon"] = self.lambda2 * F.cross_entropy(logits[masked], codes[masked])
+            parents = torch.cat([states.new_zeros(batch, 1), states[:, :-1]], dim=1)
+            logits = torch.stack([decoder.child_logits(hidden[0][:, 1 + t], t, parents[:, t]) for t in range(depth)], dim=1)
+            losses["recon"] = self.lambda2 * F.cross_entropy(logits[masked] / self.recon_temperature, codes[masked])
             hidden = hidden[1:]
         if self.use_stt_recog:
             scores = self.recog_head(torch.cat([hidden[0][:, 0], hidden[1][:, 0]], dim=0)).squeeze(-1)
@@ -357,24 +401,24 @@ class EAGER(SequentialRecommender):
         Returns item ids [B, beam_size] sorted by code log-probability (descending) and
         those log-probabilities; slots without a valid code hold item 0 and ``-inf``.
         """
-        decoder, tries = self.decoders[stream], self.trie(stream)
+        decoder = self.decoders[stream]
         memory_kvs, memory_mask = decoder.transformer.memory_kv(memory, valid), valid[:, None, None, :]
         batch, vocab = memory.size(0), decoder.vocab
         tokens = memory.new_full((batch,), decoder.bos, dtype=torch.long)
         caches = [None] * len(memory_kvs)
         states = memory.new_zeros((batch, 1), dtype=torch.long)
         scores = memory.new_zeros((batch, 1))
-        for level, table in enumerate(tries):
-            beams = states.size(1)
-            log_probs, caches = decoder.step(tokens, level, caches, memory_kvs, memory_mask)
-            children = table[states.clamp(min=0)].view(batch, beams * vocab)
+        for level in range(decoder.depth):
+            beams, parents = states.size(1), states.clamp(min=0)
+            log_probs, caches = decoder.step(tokens, level, parents.view(-1), caches, memory_kvs, memory_mask)
+            children = decoder.trie(level)[parents].view(batch, beams * vocab)
             candidates = (scores.unsqueeze(-1) + log_probs.view(batch, beams, vocab)).view(batch, -1)
             candidates = candidates.masked_fill(children < 0, float("-inf"))
             scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
             states = children.gather(1, index)
             parent, token = index // vocab, index % vocab
             caches = [tuple(_select_beams(t, parent) for t in cache) for cache in caches]
-            tokens = (token + level * vocab).view(-1)
+            tokens = decoder.token_ids(token, states.clamp(min=0), level).view(-1)
         items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
         return items, scores
 
@@ -393,7 +437,7 @@ class EAGER(SequentialRecommender):
         """Teacher-forced log-probability of each item's code in ``stream`` (one item per row)."""
         decoder, codes = self.decoders[stream], self.codes(stream)[items]
         memory_kvs = decoder.transformer.memory_kv(memory, valid)
-        logits, _ = decoder.teacher_forced(codes, memory_kvs, valid[:, None, None, :])
+        logits, _ = decoder.teacher_forced(items, codes, memory_kvs, valid[:, None, None, :])
         return torch.log_softmax(logits, dim=-1).gather(2, codes[..., None]).squeeze(-1).sum(dim=1)
 
     def predict(self, interaction):
