@@ -195,6 +195,24 @@ def test_state_dict_with_other_codes_is_refused(fake_codes, tiny_config):
         model.load_state_dict(state)
 
 
+def test_joint_merge_sums_both_streams_over_the_union(fake_codes, tiny_config):
+    _, model, _, test_data = build(tiny_config, merge_rule="joint")
+    model.eval()
+    interaction = first_batch(test_data)
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+        memory, mask = model.encode(interaction[model.ITEM_SEQ])
+        union = torch.cat([model.beam_search(s, memory, mask, model.beam_size)[0] for s in model.streams], dim=1)
+        expected = torch.full_like(scores, float("-inf"))
+        joint = sum(model.code_log_prob(s, memory, mask, union) for s in model.streams)
+        expected.scatter_(1, union, joint)
+        expected[:, 0] = float("-inf")
+        torch.testing.assert_close(scores, expected)
+        # The pointwise score is the same sum.
+        interaction[model.ITEM_ID] = union[:, 0]
+        torch.testing.assert_close(model.predict(interaction), joint[:, 0])
+
+
 def test_beam_size_below_topk_is_an_error(fake_codes, tiny_config):
     with pytest.raises(ValueError, match="beam_size"):
         build(tiny_config, beam_size=5)

@@ -13,7 +13,8 @@ masked reconstruction and matched/corrupted recognition. Inference runs a trie-
 constrained beam search per stream and merges the 2k candidates by log-probability.
 
 Scores of ``full_sort_predict``: an item found by a beam gets the log-probability of its
-code (the higher of the two streams if both found it); every other item gets ``-inf``.
+code (the higher of the two streams if both found it; with ``merge_rule: joint``, the sum
+of both streams' log-probabilities of its codes); every other item gets ``-inf``.
 At least ``beam_size >= max(topk)`` distinct items are finite.
 """
 import logging
@@ -29,6 +30,7 @@ from recbole.utils import InputType
 from recbole_eager.codes import ItemCodes, load_or_build_item_codes
 
 STREAMS = ("behavior", "semantic")
+MERGE_RULES = ("confidence", "joint")  # or one stream's name: that stream alone
 
 
 class CodeTransformerLayer(nn.Module):
@@ -249,8 +251,8 @@ class EAGER(SequentialRecommender):
         self.streams = [s for s in STREAMS if config[f"use_{s}_stream"]]
         if not self.streams:
             raise ValueError("EAGER needs at least one stream: set use_behavior_stream or use_semantic_stream")
-        if self.merge_rule not in ("confidence",) + STREAMS or (self.merge_rule != "confidence" and self.merge_rule not in self.streams):
-            raise ValueError(f"merge_rule={self.merge_rule!r}: use 'confidence' or an enabled stream {self.streams}")
+        if self.merge_rule not in MERGE_RULES + tuple(self.streams):
+            raise ValueError(f"merge_rule={self.merge_rule!r}: use one of {MERGE_RULES} or an enabled stream {self.streams}")
         if config["code_tokens"] not in ("level", "node"):
             raise ValueError(f"code_tokens={config['code_tokens']!r}: use 'level' or 'node'")
         self.use_gct = config["use_gct"]
@@ -422,27 +424,34 @@ class EAGER(SequentialRecommender):
         items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
         return items, scores
 
+    def _merged_streams(self):
+        return self.streams if self.merge_rule in MERGE_RULES else [self.merge_rule]
+
     def full_sort_predict(self, interaction):
         memory, valid = self.encode(interaction[self.ITEM_SEQ])
-        streams = self.streams if self.merge_rule == "confidence" else [self.merge_rule]
-        found = [self.beam_search(stream, memory, valid, self.beam_size) for stream in streams]
+        found = [self.beam_search(stream, memory, valid, self.beam_size) for stream in self._merged_streams()]
         items = torch.cat([f[0] for f in found], dim=1)
-        log_probs = torch.cat([f[1] for f in found], dim=1)
+        if self.merge_rule == "joint":
+            log_probs = sum(self.code_log_prob(stream, memory, valid, items) for stream in self.streams)
+        else:
+            log_probs = torch.cat([f[1] for f in found], dim=1)
         scores = memory.new_full((items.size(0), self.n_items), float("-inf"))
         scores.scatter_reduce_(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
         scores[:, 0] = float("-inf")
         return scores
 
     def code_log_prob(self, stream, memory, valid, items):
-        """Teacher-forced log-probability of each item's code in ``stream`` (one item per row)."""
-        decoder, codes = self.decoders[stream], self.codes(stream)[items]
+        """Teacher-forced log-probability of the code in ``stream`` of items [B] or [B, n]
+        (row ``b`` scored against user ``b``'s history); same shape as ``items``."""
+        decoder, flat = self.decoders[stream], items.reshape(-1)
+        codes = self.codes(stream)[flat]
         memory_kvs = decoder.transformer.memory_kv(memory, valid)
-        logits, _ = decoder.teacher_forced(items, codes, memory_kvs, valid[:, None, None, :])
-        return torch.log_softmax(logits, dim=-1).gather(2, codes[..., None]).squeeze(-1).sum(dim=1)
+        logits, _ = decoder.teacher_forced(flat, codes, memory_kvs, valid[:, None, None, :])
+        return torch.log_softmax(logits, dim=-1).gather(2, codes[..., None]).squeeze(-1).sum(dim=1).view_as(items)
 
     def predict(self, interaction):
-        """Log-probability of each candidate item's code (best over the merged streams)."""
+        """Log-probability of each candidate item's code: the best over the merged streams,
+        or their sum under ``merge_rule: joint``."""
         memory, valid = self.encode(interaction[self.ITEM_SEQ])
-        streams = self.streams if self.merge_rule == "confidence" else [self.merge_rule]
-        log_probs = [self.code_log_prob(s, memory, valid, interaction[self.ITEM_ID]) for s in streams]
-        return torch.stack(log_probs).amax(dim=0)
+        log_probs = torch.stack([self.code_log_prob(s, memory, valid, interaction[self.ITEM_ID]) for s in self._merged_streams()])
+        return log_probs.sum(dim=0) if self.merge_rule == "joint" else log_probs.amax(dim=0)
