@@ -155,7 +155,9 @@ class StreamDecoder(nn.Module):
         """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N].
 
         Node tokens: only the prefix's children are scored (others ``-inf``); rows are
-        grouped by prefix so each group is one matmul. Level tokens: every digit of the level.
+        sorted by prefix so each prefix is one matmul (split/unbind, not indexing, keeps the
+        backward pass from writing a full-size gradient per prefix). Level tokens: every
+        digit of the level.
         """
         if not self.node_tokens:
             table = self.token_embedding.weight[self.level_offset[level] : self.level_offset[level] + self.vocab]
@@ -165,7 +167,7 @@ class StreamDecoder(nn.Module):
         child_emb = self.token_embedding(self.level_offset[level] + self.trie(level)[groups].clamp(min=0))
         order = group_of_row.argsort()
         counts = torch.bincount(group_of_row, minlength=groups.numel()).tolist()
-        parts = [hidden[rows] @ child_emb[g].T for g, rows in enumerate(order.split(counts))]
+        parts = [rows @ emb.T for rows, emb in zip(hidden[order].split(counts), child_emb.unbind(0))]
         logits = torch.cat(parts)[order.argsort()]
         return logits.masked_fill(children < 0, float("-inf"))
 
