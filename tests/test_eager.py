@@ -218,8 +218,11 @@ def test_beam_size_below_topk_is_an_error(fake_codes, tiny_config):
         build(tiny_config, beam_size=5)
 
 
-def test_save_load_round_trip_identical_scores(fake_codes, tiny_config, monkeypatch):
-    result = run_recbole_eager(model="EAGER", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1, "decoder_layers": 2})
+@pytest.mark.parametrize("code_tokens", ["level", "node"])
+def test_save_load_round_trip_identical_scores(fake_codes, tiny_config, monkeypatch, code_tokens):
+    result = run_recbole_eager(
+        model="EAGER", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1, "decoder_layers": 2, "code_tokens": code_tokens}
+    )
     assert result["epochs"] == 1 and set(result["test_result"]) >= {"recall@10", "ndcg@10"}
 
     def no_rebuild(config, dataset):
