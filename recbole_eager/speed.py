@@ -5,7 +5,7 @@
 Each training step and each full-sort batch is timed for every model in turn (the order
 alternates), so a machine whose load changes during the run affects all models alike.
 Per-epoch and per-test-pass seconds are extrapolated from the mean step / batch times and
-the number of batches. Writes ``results/speed/<dataset>-<models>.json``.
+the number of batches. Writes ``results/speed/<dataset>-<models>[-<tag>].json``.
 """
 import argparse
 import itertools
@@ -39,6 +39,8 @@ def train_step(model, optimizer, batch):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    command, commit = "python -m recbole_eager.speed " + " ".join(argv), git_commit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="amazon-beauty")
     parser.add_argument("--models", nargs="+", default=["EAGER", "SASRec"])
@@ -47,6 +49,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--results", default=str(PROJECT_ROOT / "results" / "speed"))
+    parser.add_argument("--tag", default="", help="suffix of the report's file name (e.g. the flag --set changes)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,8 +84,8 @@ def main(argv=None):
     mean = lambda xs: sum(xs) / len(xs)
     report = {
         "dataset": args.dataset,
-        "command": "python -m recbole_eager.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": git_commit(),
+        "command": command,
+        "commit": commit,
         "hardware": hardware(),
         "train_batches_per_epoch": len(train_data),
         "test_batches": len(test_data),
@@ -104,7 +107,7 @@ def main(argv=None):
     for m in args.models[:-1]:
         report["models"][m]["epoch_ratio_vs_" + base] = report["models"][m]["epoch_seconds_estimate"] / report["models"][base]["epoch_seconds_estimate"]
         report["models"][m]["test_ratio_vs_" + base] = report["models"][m]["test_pass_seconds_estimate"] / report["models"][base]["test_pass_seconds_estimate"]
-    atomic_write(os.path.join(args.results, f"{args.dataset}-{'-'.join(args.models)}.json"), json.dumps(report, indent=2))
+    atomic_write(os.path.join(args.results, f"{'-'.join([args.dataset, *args.models, *([args.tag] if args.tag else [])])}.json"), json.dumps(report, indent=2))
     print(json.dumps(report["models"], indent=2))
 
 

@@ -203,12 +203,15 @@ def test_time_budget_stops_before_next_epoch_and_tests_best(tiny_config):
     assert "ndcg@10" in result["test_result"] and result["best_valid_result"]
 
 
-def test_speed_compares_models_on_the_same_batches(tmp_path):
+def test_speed_compares_models_on_the_same_batches(tmp_path, monkeypatch):
     from recbole_eager import speed
 
-    speed.main(["--dataset", "eager-tiny", "--models", "GRU4Rec", "SASRec", "--train_steps", "2", "--eval_batches", "1",
-                "--results", str(tmp_path), "--set", f"data_path={TINY_DATA}", "state=WARNING", "show_progress=False"])
-    report = json.loads((tmp_path / "eager-tiny-GRU4Rec-SASRec.json").read_text())
+    args = ["--dataset", "eager-tiny", "--models", "GRU4Rec", "SASRec", "--train_steps", "2", "--eval_batches", "1",
+            "--results", str(tmp_path), "--tag", "tiny", "--set", f"data_path={TINY_DATA}", "state=WARNING", "show_progress=False"]
+    monkeypatch.setattr(sys, "argv", ["speed.py", *args])
+    speed.main()
+    report = json.loads((tmp_path / "eager-tiny-GRU4Rec-SASRec-tiny.json").read_text())
+    assert report["command"] == "python -m recbole_eager.speed " + " ".join(args)
     gru, sas = report["models"]["GRU4Rec"], report["models"]["SASRec"]
     assert gru["train_steps_timed"] == sas["train_steps_timed"] == 2 and gru["eval_batches_timed"] == 1
     assert gru["epoch_seconds_estimate"] == pytest.approx(gru["train_step_seconds_mean"] * report["train_batches_per_epoch"])
