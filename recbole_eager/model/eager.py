@@ -175,18 +175,19 @@ class StreamDecoder(nn.Module):
         positions = torch.arange(token_ids.size(1), device=token_ids.device)
         return self.token_embedding(token_ids) + self.position_embedding(positions)
 
-    def teacher_forced(self, items, codes, memory_kvs, memory_mask):
-        """[BOS, c_1..c_L, SUMMARY] in one causal pass: logits [B, L, vocab], summary state [B, H]."""
+    def teacher_forced(self, items, codes, memory_kvs, memory_mask, summary=True):
+        """[BOS, c_1..c_L, SUMMARY] in one causal pass: logits [B, L, vocab] and the summary
+        state [B, H]. Without ``summary`` (scoring only), [BOS, c_1..c_{L-1}] suffices."""
         batch, states = codes.size(0), self.item_states[items]
-        tokens = torch.cat([
-            codes.new_full((batch, 1), self.bos),
-            self.token_ids(codes, states),
-            codes.new_full((batch, 1), self.summary),
-        ], dim=1)
-        hidden = self.transformer(self.embed(tokens), memory_kvs, memory_mask, causal=True)
+        tokens = [codes.new_full((batch, 1), self.bos), self.token_ids(codes, states)]
+        if summary:
+            tokens.append(codes.new_full((batch, 1), self.summary))
+        else:
+            tokens[1] = tokens[1][:, :-1]
+        hidden = self.transformer(self.embed(torch.cat(tokens, dim=1)), memory_kvs, memory_mask, causal=True)
         parents = torch.cat([states.new_zeros(batch, 1), states[:, :-1]], dim=1)
         logits = torch.stack([self.child_logits(hidden[:, t], t, parents[:, t]) for t in range(self.depth)], dim=1)
-        return logits, hidden[:, -1]
+        return logits, (hidden[:, -1] if summary else None)
 
     def step(self, token_ids, position, parent, caches, memory_kvs, memory_mask):
         """One decoding step with cached keys/values: token_ids and prefix states ``parent``
@@ -433,10 +434,11 @@ class EAGER(SequentialRecommender):
         memory, valid = self.encode(interaction[self.ITEM_SEQ])
         found = [self.beam_search(stream, memory, valid, self.beam_size) for stream in self._merged_streams()]
         items = torch.cat([f[0] for f in found], dim=1)
-        if self.merge_rule == "joint":
-            log_probs = sum(self.code_log_prob(stream, memory, valid, items) for stream in self.streams)
-        else:
-            log_probs = torch.cat([f[1] for f in found], dim=1)
+        if self.merge_rule == "joint":  # a beam's own score is its stream's term; the other streams score it by teacher forcing
+            found = [(f_items, f_scores + sum(
+                self.code_log_prob(other, memory, valid, f_items) for other in self.streams if other != stream
+            )) for stream, (f_items, f_scores) in zip(self.streams, found)]
+        log_probs = torch.cat([f[1] for f in found], dim=1)
         scores = memory.new_full((items.size(0), self.n_items), float("-inf"))
         scores.scatter_reduce_(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
         scores[:, 0] = float("-inf")
@@ -448,7 +450,7 @@ class EAGER(SequentialRecommender):
         decoder, flat = self.decoders[stream], items.reshape(-1)
         codes = self.codes(stream)[flat]
         memory_kvs = decoder.transformer.memory_kv(memory, valid)
-        logits, _ = decoder.teacher_forced(flat, codes, memory_kvs, valid[:, None, None, :])
+        logits, _ = decoder.teacher_forced(flat, codes, memory_kvs, valid[:, None, None, :], summary=False)
         return torch.log_softmax(logits, dim=-1).gather(2, codes[..., None]).squeeze(-1).sum(dim=1).view_as(items)
 
     def predict(self, interaction):
