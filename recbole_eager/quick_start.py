@@ -108,8 +108,12 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         "test_seconds": test_seconds,
         "wall_seconds": time.perf_counter() - wall_start,
         "saved_model_file": trainer.saved_model_file if saved else None,
-        "config": {k: v for k, v in config.final_config_dict.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))},
+        "config": _plain_config(config),
     }
+
+
+def _plain_config(config):
+    return {k: v for k, v in config.final_config_dict.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
@@ -125,13 +129,18 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     return result
 
 
-def load_data_and_model(model_file):
+def load_data_and_model(model_file, config_overrides=None):
     """Rebuild config, data and trained model from a checkpoint this plugin saved (EAGER's
-    item codes come from the checkpoint: no cache or behavior model is needed)."""
+    item codes come from the checkpoint: no cache or behavior model is needed).
+
+    ``config_overrides`` replace the checkpoint's config values before the model is built:
+    meant for inference settings (``merge_rule``, ``beam_size``), not the architecture."""
     with trusted_torch_load():
         checkpoint = torch.load(model_file, map_location="cpu")
     config = checkpoint["config"]
     config.compatibility_settings()  # numpy aliases RecBole's metrics use; an unpickled Config skips its __init__
+    for key, value in (config_overrides or {}).items():
+        config[key] = value
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)
@@ -140,3 +149,33 @@ def load_data_and_model(model_file):
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return config, model, dataset, train_data, valid_data, test_data
+
+
+def evaluate_checkpoint(model_file, config_overrides=None):
+    """Validation and test metrics of a saved model without training, e.g. under another
+    inference setting (``{"merge_rule": "joint"}``). Returns ``run_recbole_eager``'s keys
+    with ``epochs`` 0 and ``stopped_by`` ``"evaluated_checkpoint"``."""
+    wall_start = time.perf_counter()
+    config, model, _, _, valid_data, test_data = load_data_and_model(model_file, config_overrides)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    results, seconds = [], []
+    for data in (valid_data, test_data):
+        start = time.perf_counter()
+        results.append(dict(trainer.evaluate(data, load_best_model=False, show_progress=config["show_progress"])))
+        seconds.append(time.perf_counter() - start)
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "best_valid_score": results[0][config["valid_metric"].lower()],
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": results[0],
+        "test_result": results[1],
+        "epochs": 0,
+        "stopped_by": "evaluated_checkpoint",
+        "train_epoch_seconds": [],
+        "valid_seconds": seconds[:1],
+        "test_seconds": seconds[1],
+        "wall_seconds": time.perf_counter() - wall_start,
+        "saved_model_file": model_file,
+        "config": _plain_config(config),
+    }

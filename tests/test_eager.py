@@ -240,6 +240,9 @@ def test_save_load_round_trip_identical_scores(fake_codes, tiny_config, monkeypa
     again.eval()
     with torch.no_grad():
         torch.testing.assert_close(again.full_sort_predict(interaction), first)
+    # Inference settings can be overridden at reload.
+    _, joint, _, _, _, _ = load_data_and_model(result["saved_model_file"], {"merge_rule": "joint"})
+    assert (model.merge_rule, joint.merge_rule) == ("confidence", "joint")
 
 
 def test_same_seed_same_metrics(fake_codes, tiny_config):

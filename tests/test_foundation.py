@@ -147,6 +147,17 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     benchmark.main(args)  # finished runs are skipped
     assert os.path.getmtime(results / "runs" / runs[1]) == mtime
 
+    # Re-evaluating the saved best model reproduces the run's validation and test metrics.
+    benchmark.main(["--dataset", "eager-tiny", "--models", "SASRec", "--tag", "again", "--results", str(results),
+                    "--evaluate", record["saved_model_file"], "--set", "show_progress=False"])
+    again = json.loads((results / "runs" / "eager-tiny__SASRec-again.json").read_text())
+    assert again["epochs"] == 0 and again["evaluated_checkpoint"] == record["saved_model_file"]
+    assert again["test_result"] == record["test_result"] and again["best_valid_result"] == record["best_valid_result"]
+    assert "| SASRec-again | ours |" in (results / "eager-tiny.md").read_text()
+    with pytest.raises(ValueError, match="holds SASRec on eager-tiny, not GRU4Rec"):
+        benchmark.main(["--dataset", "eager-tiny", "--models", "GRU4Rec", "--tag", "x", "--results", str(results),
+                        "--evaluate", record["saved_model_file"]])
+
 
 def test_benchmark_commit_dirty_only_for_code(tmp_path, monkeypatch):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
