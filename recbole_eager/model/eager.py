@@ -146,10 +146,14 @@ class StreamDecoder(nn.Module):
     def trie(self, level):  # [n_prefixes, vocab] -> next prefix state (item id at the last level), -1 if none
         return getattr(self, f"trie_{level}")
 
+    def level_index(self, codes, states):
+        """Index of a code token within its level: the trie state (node) or the digit (level)."""
+        return states if self.node_tokens else codes
+
     def token_ids(self, codes, states, levels=slice(None)):
         """Token ids of code digits whose prefixes are the trie ``states`` (same shape), at
         ``levels`` (the last axis by default holds every level)."""
-        return self.level_offset[levels] + (states if self.node_tokens else codes)
+        return self.level_offset[levels] + self.level_index(codes, states)
 
     def child_logits(self, hidden, level, parent):
         """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N].
@@ -380,9 +384,9 @@ class EAGER(SequentialRecommender):
         if self.use_stt_recog:
             replaced = torch.rand(batch, depth, device=codes.device) < self.stt_replace_ratio
             replaced[torch.arange(batch), torch.randint(depth, (batch,), device=codes.device)] = True
-            true_ids = decoder.token_ids(codes, states) - decoder.level_offset
+            true_index = decoder.level_index(codes, states)
             shift = 1 + (torch.rand(batch, depth, device=codes.device) * (decoder.level_size - 1)).long()
-            corrupted = torch.where(replaced, (true_ids + shift) % decoder.level_size, true_ids)
+            corrupted = torch.where(replaced, (true_index + shift) % decoder.level_size, true_index)
             views += [token_emb, decoder.token_embedding(corrupted + decoder.level_offset)]
         x = torch.cat(views, dim=0)
         x = torch.cat([self.stt_cls.expand(x.size(0), 1, -1), x], dim=1)
