@@ -18,7 +18,7 @@ import torch
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
-from recbole_eager.benchmark import git_commit, hardware, parse_overrides
+from recbole_eager.benchmark import git_commit, hardware, parse_overrides, run_name
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.quick_start import build_model
@@ -107,7 +107,7 @@ def main(argv=None):
     for m in args.models[:-1]:
         report["models"][m]["epoch_ratio_vs_" + base] = report["models"][m]["epoch_seconds_estimate"] / report["models"][base]["epoch_seconds_estimate"]
         report["models"][m]["test_ratio_vs_" + base] = report["models"][m]["test_pass_seconds_estimate"] / report["models"][base]["test_pass_seconds_estimate"]
-    atomic_write(os.path.join(args.results, f"{'-'.join([args.dataset, *args.models, *([args.tag] if args.tag else [])])}.json"), json.dumps(report, indent=2))
+    atomic_write(os.path.join(args.results, run_name("-".join([args.dataset, *args.models]), args.tag) + ".json"), json.dumps(report, indent=2))
     print(json.dumps(report["models"], indent=2))
 
 
