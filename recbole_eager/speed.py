@@ -8,6 +8,7 @@ Per-epoch and per-test-pass seconds are extrapolated from the mean step / batch 
 the number of batches. Writes ``results/speed/<dataset>-<models>[-<tag>].json``.
 """
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -38,6 +39,13 @@ def train_step(model, optimizer, batch):
     optimizer.step()
 
 
+def precision_context(model, autocast_baselines):
+    """EAGER sets its own precision; RecBole's models run in float32 unless ``autocast_baselines``."""
+    if autocast_baselines and not hasattr(model, "autocast"):
+        return torch.autocast(model.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     command, commit = "python -m recbole_eager.speed " + " ".join(argv), git_commit()
@@ -50,6 +58,10 @@ def main(argv=None):
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--results", default=str(PROJECT_ROOT / "results" / "speed"))
     parser.add_argument("--tag", default="", help="suffix of the report's file name (e.g. the flag --set changes)")
+    parser.add_argument(
+        "--autocast_baselines", action="store_true",
+        help="run models without their own precision setting (RecBole's) under a bfloat16 autocast too",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,7 +81,8 @@ def main(argv=None):
         order = args.models if i % 2 == 0 else args.models[::-1]
         for m in order:
             models[m].train()
-            seconds = timed(lambda: train_step(models[m], optimizers[m], batch))
+            with precision_context(models[m], args.autocast_baselines):
+                seconds = timed(lambda: train_step(models[m], optimizers[m], batch))
             if i > 0:  # the first step warms up allocators and lazy initialisation
                 step_seconds[m].append(seconds)
     eval_seconds = {m: [] for m in args.models}
@@ -79,7 +92,8 @@ def main(argv=None):
             order = args.models if i % 2 == 0 else args.models[::-1]
             for m in order:
                 models[m].eval()
-                eval_seconds[m].append(timed(lambda: models[m].full_sort_predict(interaction)))
+                with precision_context(models[m], args.autocast_baselines):
+                    eval_seconds[m].append(timed(lambda: models[m].full_sort_predict(interaction)))
 
     mean = lambda xs: sum(xs) / len(xs)
     report = {
@@ -91,6 +105,7 @@ def main(argv=None):
         "test_batches": len(test_data),
         "train_batch_size": first["train_batch_size"],
         "eval_batch_size": first["eval_batch_size"],
+        "precision": {m: configs[m]["precision"] or ("bfloat16 autocast" if args.autocast_baselines else "float32") for m in args.models},
         "models": {
             m: {
                 "train_step_seconds_mean": mean(step_seconds[m]),

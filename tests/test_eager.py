@@ -59,9 +59,9 @@ def first_batch(data):
     return batch[0] if isinstance(batch, tuple) else batch
 
 
-@pytest.mark.parametrize("code_tokens", ["level", "node"])
-def test_losses_finite_and_decrease(fake_codes, tiny_config, code_tokens):
-    _, model, train_data, _ = build(tiny_config, dropout_prob=0.0, code_tokens=code_tokens)
+@pytest.mark.parametrize("code_tokens, precision", [("level", "float32"), ("node", "float32"), ("node", "bfloat16")])
+def test_losses_finite_and_decrease(fake_codes, tiny_config, code_tokens, precision):
+    _, model, train_data, _ = build(tiny_config, dropout_prob=0.0, code_tokens=code_tokens, precision=precision)
     batch = first_batch(train_data)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
@@ -75,6 +75,37 @@ def test_losses_finite_and_decrease(fake_codes, tiny_config, code_tokens):
     assert len(history[0]) == 6  # gen x2, con x2, recon, recog
     for first, last in zip(history[0], history[-1]):
         assert torch.isfinite(torch.tensor(first)) and last < first
+
+
+@pytest.mark.parametrize("causal, masked", [(False, False), (True, False), (False, True)])
+def test_bfloat16_attention_matches_fused_kernel(causal, masked):
+    q, k, v = (torch.randn(6, 4, 5 if causal else 3, 8) for _ in range(3))
+    mask = torch.rand(6, 1, 1, k.size(2)) < 0.6 if masked else None
+    if masked:
+        mask[..., 0] = True
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    got = eager_module.attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask=mask, causal=causal)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.05)
+
+
+def test_bfloat16_scores_stay_float32_and_close(fake_codes, tiny_config):
+    _, model, _, test_data = build(tiny_config, code_tokens="node")
+    model.eval()
+    interaction = first_batch(test_data)
+    with torch.no_grad():
+        full = model.full_sort_predict(interaction)
+        model.autocast_dtype = torch.bfloat16
+        half = model.full_sort_predict(interaction)
+    assert half.dtype == torch.float32
+    both = torch.isfinite(full) & torch.isfinite(half)
+    assert both.sum(dim=1).min() >= 15  # the beams find mostly the same items
+    torch.testing.assert_close(half[both], full[both], atol=0.05, rtol=0.02)
+
+
+def test_precision_value_is_checked(fake_codes, tiny_config):
+    with pytest.raises(ValueError, match="precision='float16'"):
+        build(tiny_config, precision="float16")
 
 
 @pytest.mark.parametrize(

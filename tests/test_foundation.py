@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -16,7 +17,6 @@ from conftest import PROJECT_ROOT, SHARED_DATA, TINY_DATA
 from recbole_eager import benchmark
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
-from recbole_eager.data import utils as data_utils
 from recbole_eager.model.eager import EAGER
 from recbole_eager.quick_start import run_recbole_eager
 from recbole_eager.utils import RecBoleEagerError, get_model
@@ -227,3 +227,15 @@ def test_speed_compares_models_on_the_same_batches(tmp_path, monkeypatch):
     assert gru["train_steps_timed"] == sas["train_steps_timed"] == 2 and gru["eval_batches_timed"] == 1
     assert gru["epoch_seconds_estimate"] == pytest.approx(gru["train_step_seconds_mean"] * report["train_batches_per_epoch"])
     assert gru["epoch_ratio_vs_SASRec"] == pytest.approx(gru["epoch_seconds_estimate"] / sas["epoch_seconds_estimate"])
+
+
+def test_speed_autocasts_only_recbole_models_and_only_when_asked():
+    from recbole_eager.speed import precision_context
+
+    cpu = torch.device("cpu")
+    with precision_context(SimpleNamespace(device=cpu), autocast_baselines=True):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with precision_context(SimpleNamespace(device=cpu, autocast=None), autocast_baselines=True):
+        assert not torch.is_autocast_enabled("cpu")  # EAGER: its own `precision` decides
+    with precision_context(SimpleNamespace(device=cpu), autocast_baselines=False):
+        assert not torch.is_autocast_enabled("cpu")

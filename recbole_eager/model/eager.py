@@ -31,6 +31,21 @@ from recbole_eager.codes import ItemCodes, load_or_build_item_codes
 
 STREAMS = ("behavior", "semantic")
 MERGE_RULES = ("confidence", "joint")  # or one stream's name: that stream alone
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+def attention(q, k, v, mask=None, causal=False):
+    """Scaled dot-product attention; mask True = attend. At our lengths (at most 21 keys),
+    CPU's fused kernel in bfloat16 is 2-4x slower than two matmuls (results/speed.md), so
+    bfloat16 on CPU takes the matmuls; everything else the fused kernel."""
+    if q.dtype != torch.bfloat16 or q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    scores = (q @ k.transpose(-1, -2)) * q.size(-1) ** -0.5
+    if causal:
+        mask = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1, dtype=torch.float).to(v.dtype) @ v
 
 
 class CodeTransformerLayer(nn.Module):
@@ -67,12 +82,12 @@ class CodeTransformerLayer(nn.Module):
         q, k, v = self._heads_qkv(self.norms[0](x))
         if cache is not None and cache[0] is not None:
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        attn = F.scaled_dot_product_attention(q, k, v, is_causal=causal and cache is None)
+        attn = attention(q, k, v, causal=causal and cache is None)
         x = x + self.dropout(self.self_out(self._merge(attn)))
 
         batch, beams, length = memory_kv[0].size(0), x.size(0) // memory_kv[0].size(0), x.size(1)
         q = self._heads(self.cross_q(self.norms[1](x)).reshape(batch, beams * length, -1))
-        attn = F.scaled_dot_product_attention(q, *memory_kv, attn_mask=memory_mask)
+        attn = attention(q, *memory_kv, mask=memory_mask)
         x = x + self.dropout(self.cross_out(self._merge(attn).reshape(batch * beams, length, -1)))
         return x + self.dropout(self.ffn(self.norms[2](x))), (k, v)
 
@@ -96,8 +111,9 @@ class CodeTransformer(nn.Module):
         if valid is None:
             kv = F.linear(memory, weight, bias)
         else:
-            kv = memory.new_zeros(*memory.shape[:2], weight.size(0))
-            kv[valid] = F.linear(memory[valid], weight, bias)
+            projected = F.linear(memory[valid], weight, bias)
+            kv = projected.new_zeros(*memory.shape[:2], weight.size(0))
+            kv[valid] = projected
         return [
             (layer._heads(k), layer._heads(v))
             for layer, (k, v) in zip(self.layers, (chunk.chunk(2, dim=-1) for chunk in kv.chunk(len(self.layers), dim=-1)))
@@ -155,18 +171,25 @@ class StreamDecoder(nn.Module):
         ``levels`` (the last axis by default holds every level)."""
         return self.level_offset[levels] + self.level_index(codes, states)
 
-    def child_logits(self, hidden, level, parent):
-        """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N].
+    def child_logits(self, hidden, level, parent, children=None):
+        """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N]
+        (``children``: its trie rows, if the caller has them).
 
         Node tokens: only the prefix's children are scored (others ``-inf``); rows are
         sorted by prefix so each prefix is one matmul (split/unbind, not indexing, keeps the
         backward pass from writing a full-size gradient per prefix). Level tokens: every
-        digit of the level.
+        digit of the level. Always float32, so beam scores and losses keep full precision
+        under a ``bfloat16`` autocast.
         """
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self._child_logits(hidden.float(), level, parent, children)
+
+    def _child_logits(self, hidden, level, parent, children):
         if not self.node_tokens:
             table = self.token_embedding.weight[self.level_offset[level] : self.level_offset[level] + self.vocab]
             return hidden @ table.T
-        children = self.trie(level)[parent]
+        if children is None:
+            children = self.trie(level)[parent]
         groups, group_of_row = torch.unique(parent, return_inverse=True)
         child_emb = self.token_embedding(self.level_offset[level] + self.trie(level)[groups].clamp(min=0))
         order = group_of_row.argsort()
@@ -193,12 +216,13 @@ class StreamDecoder(nn.Module):
         logits = torch.stack([self.child_logits(hidden[:, t], t, parents[:, t]) for t in range(self.depth)], dim=1)
         return logits, (hidden[:, -1] if summary else None)
 
-    def step(self, token_ids, position, parent, caches, memory_kvs, memory_mask):
+    def step(self, token_ids, position, parent, children, caches, memory_kvs, memory_mask):
         """One decoding step with cached keys/values: token_ids and prefix states ``parent``
-        [B * beams] at ``position`` -> log-probs of the next digit [B * beams, vocab], new caches."""
+        [B * beams] (their trie rows ``children``) at ``position`` -> log-probs of the next
+        digit [B * beams, vocab], new caches."""
         x = (self.token_embedding(token_ids) + self.position_embedding.weight[position]).unsqueeze(1)
         hidden, caches = self.transformer(x, memory_kvs, memory_mask, causal=True, caches=caches)
-        return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent), dim=-1), caches
+        return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent, children), dim=-1), caches
 
 
 def _select_beams(cache, parent):
@@ -252,6 +276,10 @@ class EAGER(SequentialRecommender):
         self.stt_mask_ratio, self.stt_replace_ratio = config["stt_mask_ratio"], config["stt_replace_ratio"]
         self.recon_temperature = config["recon_temperature"]
         self.merge_rule = config["merge_rule"]
+        precision = config["precision"] or "float32"  # checkpoints from before the key were float32
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: use one of {list(PRECISIONS)}")
+        self.autocast_dtype = PRECISIONS[precision]
         max_topk = max(config["topk"])
         if self.beam_size < max_topk:
             raise ValueError(f"beam_size={self.beam_size} must be at least max(topk)={max_topk}")
@@ -338,6 +366,11 @@ class EAGER(SequentialRecommender):
                 )
         return super().load_state_dict(state_dict, *args, **kwargs)
 
+    def autocast(self):
+        """Matmuls and attention in ``precision`` (mixed precision); code logits, losses and
+        scores stay float32."""
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
     def encode(self, item_seq):
         """Shared history encoder, run once per batch for both streams: memory [B, S, H] and
         its valid positions [B, S]."""
@@ -347,6 +380,10 @@ class EAGER(SequentialRecommender):
         return memory, item_seq != 0
 
     def calculate_loss(self, interaction):
+        with self.autocast():
+            return self._calculate_loss(interaction)
+
+    def _calculate_loss(self, interaction):
         memory, valid = self.encode(interaction[self.ITEM_SEQ])
         memory_mask = valid[:, None, None, :]
         items = interaction[self.POS_ITEM_ID]
@@ -359,7 +396,7 @@ class EAGER(SequentialRecommender):
             losses[f"gen_{stream}"] = F.cross_entropy(logits.reshape(-1, logits.size(-1)), codes.reshape(-1))
             if self.use_gct:
                 target = getattr(self, f"{stream}_embedding")[items]
-                losses[f"con_{stream}"] = self.lambda1 * F.smooth_l1_loss(decoder.summary_head(summaries[stream]), target)
+                losses[f"con_{stream}"] = self.lambda1 * F.smooth_l1_loss(decoder.summary_head(summaries[stream]).float(), target)
         if self.use_stt_recon or self.use_stt_recog:
             losses.update(self._stt_losses(items, summaries["semantic"]))
         for name, value in losses.items():
@@ -398,7 +435,7 @@ class EAGER(SequentialRecommender):
             losses["recon"] = self.lambda2 * F.cross_entropy(logits[masked] / self.recon_temperature, codes[masked])
             hidden = hidden[1:]
         if self.use_stt_recog:
-            scores = self.recog_head(torch.cat([hidden[0][:, 0], hidden[1][:, 0]], dim=0)).squeeze(-1)
+            scores = self.recog_head(torch.cat([hidden[0][:, 0], hidden[1][:, 0]], dim=0)).squeeze(-1).float()
             labels = torch.cat([scores.new_ones(batch), scores.new_zeros(batch)])
             losses["recog"] = self.lambda2 * F.binary_cross_entropy_with_logits(scores, labels)
         return losses
@@ -416,18 +453,20 @@ class EAGER(SequentialRecommender):
         tokens = memory.new_full((batch,), decoder.bos, dtype=torch.long)
         caches = [None] * len(memory_kvs)
         states = memory.new_zeros((batch, 1), dtype=torch.long)
-        scores = memory.new_zeros((batch, 1))
+        scores = memory.new_zeros((batch, 1), dtype=torch.float)
         for level in range(decoder.depth):
             beams, parents = states.size(1), states.clamp(min=0)
-            log_probs, caches = decoder.step(tokens, level, parents.view(-1), caches, memory_kvs, memory_mask)
-            children = decoder.trie(level)[parents].view(batch, beams * vocab)
+            children = decoder.trie(level)[parents.view(-1)]
+            log_probs, caches = decoder.step(tokens, level, parents.view(-1), children, caches, memory_kvs, memory_mask)
+            children = children.view(batch, beams * vocab)
             candidates = (scores.unsqueeze(-1) + log_probs.view(batch, beams, vocab)).view(batch, -1)
             candidates = candidates.masked_fill(children < 0, float("-inf"))
             scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
             states = children.gather(1, index)
-            parent, token = index // vocab, index % vocab
-            caches = [tuple(_select_beams(t, parent) for t in cache) for cache in caches]
-            tokens = decoder.token_ids(token, states.clamp(min=0), level).view(-1)
+            if level + 1 < decoder.depth:
+                parent, token = index // vocab, index % vocab
+                caches = [tuple(_select_beams(t, parent) for t in cache) for cache in caches]
+                tokens = decoder.token_ids(token, states.clamp(min=0), level).view(-1)
         items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
         return items, scores
 
@@ -435,6 +474,10 @@ class EAGER(SequentialRecommender):
         return self.streams if self.merge_rule in MERGE_RULES else [self.merge_rule]
 
     def full_sort_predict(self, interaction):
+        with self.autocast():
+            return self._full_sort_predict(interaction)
+
+    def _full_sort_predict(self, interaction):
         memory, valid = self.encode(interaction[self.ITEM_SEQ])
         found = [self.beam_search(stream, memory, valid, self.beam_size) for stream in self._merged_streams()]
         items = torch.cat([f[0] for f in found], dim=1)
@@ -443,7 +486,7 @@ class EAGER(SequentialRecommender):
                 self.code_log_prob(other, memory, valid, f_items) for other in self.streams if other != stream
             )) for stream, (f_items, f_scores) in zip(self.streams, found)]
         log_probs = torch.cat([f[1] for f in found], dim=1)
-        scores = memory.new_full((items.size(0), self.n_items), float("-inf"))
+        scores = memory.new_full((items.size(0), self.n_items), float("-inf"), dtype=torch.float)
         scores.scatter_reduce_(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
         scores[:, 0] = float("-inf")
         return scores
@@ -460,6 +503,10 @@ class EAGER(SequentialRecommender):
     def predict(self, interaction):
         """Log-probability of each candidate item's code: the best over the merged streams,
         or their sum under ``merge_rule: joint``."""
+        with self.autocast():
+            return self._predict(interaction)
+
+    def _predict(self, interaction):
         memory, valid = self.encode(interaction[self.ITEM_SEQ])
         log_probs = torch.stack([self.code_log_prob(s, memory, valid, interaction[self.ITEM_ID]) for s in self._merged_streams()])
         return log_probs.sum(dim=0) if self.merge_rule == "joint" else log_probs.amax(dim=0)
