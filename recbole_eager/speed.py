@@ -1,11 +1,14 @@
-"""Interleaved speed comparison of two models on the same batches, in one process.
+"""Speed comparison of models on the same batches, in one process.
 
     python -m recbole_eager.speed --dataset amazon-beauty --models EAGER SASRec --train_steps 20 --eval_batches 3
 
-Each training step and each full-sort batch is timed for every model in turn (the order
-alternates), so a machine whose load changes during the run affects all models alike.
-Per-epoch and per-test-pass seconds are extrapolated from the mean step / batch times and
-the number of batches. Writes ``results/speed/<dataset>-<models>[-<tag>].json``.
+The batches are split in two halves; each model runs the first half as one block, then
+the second half in reverse model order (A B B A), so a drift in the machine's load hits
+all models alike. The first step of every block is repeated untimed (warm-up). Models do
+not alternate step by step: a step right after another model's step ran up to 1.6x
+slower (results/speed.md). Per-epoch and per-test-pass seconds are extrapolated from the
+mean step / batch times and the number of batches. Writes
+``results/speed/<dataset>-<models>[-<tag>].json``.
 """
 import argparse
 import contextlib
@@ -46,6 +49,19 @@ def precision_context(model, autocast_baselines):
     return contextlib.nullcontext()
 
 
+def timed_blocks(model_names, batches, run):
+    """Seconds of ``run(model, batch)`` per model over ``batches``, in blocks A B B A
+    (first half, then second half in reverse order), each block after one untimed warm-up."""
+    half = (len(batches) + 1) // 2
+    seconds = {m: [] for m in model_names}
+    for block, order in ((batches[:half], model_names), (batches[half:], model_names[::-1])):
+        for m in order:
+            if block:
+                run(m, block[0])
+                seconds[m] += [run(m, batch) for batch in block]
+    return seconds
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     command, commit = "python -m recbole_eager.speed " + " ".join(argv), git_commit()
@@ -76,24 +92,18 @@ def main(argv=None):
     models = {m: build_model(configs[m], train_data) for m in args.models}
     optimizers = {m: torch.optim.Adam(model.parameters(), lr=configs[m]["learning_rate"]) for m, model in models.items()}
 
-    step_seconds = {m: [] for m in args.models}
-    for i, batch in enumerate(itertools.islice(train_data, args.train_steps + 1)):
-        order = args.models if i % 2 == 0 else args.models[::-1]
-        for m in order:
-            models[m].train()
-            with precision_context(models[m], args.autocast_baselines):
-                seconds = timed(lambda: train_step(models[m], optimizers[m], batch))
-            if i > 0:  # the first step warms up allocators and lazy initialisation
-                step_seconds[m].append(seconds)
-    eval_seconds = {m: [] for m in args.models}
-    with torch.no_grad():
-        for i, batch in enumerate(itertools.islice(test_data, args.eval_batches)):
-            interaction = batch[0]
-            order = args.models if i % 2 == 0 else args.models[::-1]
-            for m in order:
-                models[m].eval()
-                with precision_context(models[m], args.autocast_baselines):
-                    eval_seconds[m].append(timed(lambda: models[m].full_sort_predict(interaction)))
+    def train(m, batch):
+        models[m].train()
+        with precision_context(models[m], args.autocast_baselines):
+            return timed(lambda: train_step(models[m], optimizers[m], batch))
+
+    def evaluate(m, batch):
+        models[m].eval()
+        with torch.no_grad(), precision_context(models[m], args.autocast_baselines):
+            return timed(lambda: models[m].full_sort_predict(batch[0]))
+
+    step_seconds = timed_blocks(args.models, list(itertools.islice(train_data, args.train_steps)), train)
+    eval_seconds = timed_blocks(args.models, list(itertools.islice(test_data, args.eval_batches)), evaluate)
 
     mean = lambda xs: sum(xs) / len(xs)
     report = {
@@ -105,7 +115,11 @@ def main(argv=None):
         "test_batches": len(test_data),
         "train_batch_size": first["train_batch_size"],
         "eval_batch_size": first["eval_batch_size"],
-        "precision": {m: configs[m]["precision"] or ("bfloat16 autocast" if args.autocast_baselines else "float32") for m in args.models},
+        "precision": {
+            m: str(models[m].autocast_dtype or torch.float32).removeprefix("torch.") if hasattr(models[m], "autocast")
+            else ("bfloat16 autocast" if args.autocast_baselines else "float32")
+            for m in args.models
+        },
         "models": {
             m: {
                 "train_step_seconds_mean": mean(step_seconds[m]),

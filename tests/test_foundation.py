@@ -224,6 +224,7 @@ def test_speed_compares_models_on_the_same_batches(tmp_path, monkeypatch):
     report = json.loads((tmp_path / "eager-tiny-GRU4Rec-SASRec-tiny.json").read_text())
     assert report["command"] == "python -m recbole_eager.speed " + " ".join(args)
     gru, sas = report["models"]["GRU4Rec"], report["models"]["SASRec"]
+    assert report["precision"] == {"GRU4Rec": "float32", "SASRec": "float32"}
     assert gru["train_steps_timed"] == sas["train_steps_timed"] == 2 and gru["eval_batches_timed"] == 1
     assert gru["epoch_seconds_estimate"] == pytest.approx(gru["train_step_seconds_mean"] * report["train_batches_per_epoch"])
     assert gru["epoch_ratio_vs_SASRec"] == pytest.approx(gru["epoch_seconds_estimate"] / sas["epoch_seconds_estimate"])
@@ -239,3 +240,13 @@ def test_speed_autocasts_only_recbole_models_and_only_when_asked():
         assert not torch.is_autocast_enabled("cpu")  # EAGER: its own `precision` decides
     with precision_context(SimpleNamespace(device=cpu), autocast_baselines=False):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_speed_times_models_in_abba_blocks_after_a_warm_up():
+    from recbole_eager.speed import timed_blocks
+
+    calls = []
+    seconds = timed_blocks(["A", "B"], [1, 2, 3], lambda m, batch: calls.append((m, batch)) or float(batch))
+    assert calls == [("A", 1), ("A", 1), ("A", 2), ("B", 1), ("B", 1), ("B", 2),
+                     ("B", 3), ("B", 3), ("A", 3), ("A", 3)]
+    assert seconds == {"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0]}
