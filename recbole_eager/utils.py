@@ -34,6 +34,7 @@ def get_model(model_name):
     module = _local_model_module(model_name)
     if module is not None:
         return getattr(module, model_name)
+    anomaly_detection = torch.is_anomaly_enabled()
     try:
         return recbole_get_model(model_name)
     except (ValueError, ImportError) as err:  # RecBole's lookup imports exlib (lightgbm, xgboost)
@@ -42,6 +43,10 @@ def get_model(model_name):
             f"unknown model '{model_name}'{detail}. Known here: {', '.join(known_models())}; "
             "or any model of RecBole 1.2 (https://recbole.io/model_list.html)."
         ) from None
+    finally:
+        # Importing RecBole 1.2.1's sequential models runs sine.py's module-level
+        # torch.autograd.set_detect_anomaly(True) for the whole process: ~2x slower backward.
+        torch.autograd.set_detect_anomaly(anomaly_detection)
 
 
 def known_models():

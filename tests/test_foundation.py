@@ -250,3 +250,10 @@ def test_speed_times_models_in_abba_blocks_after_a_warm_up():
     assert calls == [("A", 1), ("A", 1), ("A", 2), ("B", 1), ("B", 1), ("B", 2),
                      ("B", 3), ("B", 3), ("A", 3), ("A", 3)]
     assert seconds == {"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0]}
+
+
+def test_recbole_models_leave_anomaly_detection_as_it_was():
+    """RecBole 1.2.1's sine.py switches anomaly detection on at import; get_model undoes it."""
+    code = ("import sys, torch; from recbole_eager.utils import get_model; get_model('SASRec'); "
+            "sys.exit(3 if torch.is_anomaly_enabled() else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True).returncode == 0
