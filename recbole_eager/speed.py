@@ -4,11 +4,9 @@
 
 The batches are split in two halves; each model runs the first half as one block, then
 the second half in reverse model order (A B B A), so a drift in the machine's load hits
-all models alike. The first step of every block is repeated untimed (warm-up). Models do
-not alternate step by step: a step right after another model's step ran up to 1.6x
-slower (results/speed.md). Per-epoch and per-test-pass seconds are extrapolated from the
-mean step / batch times and the number of batches. Writes
-``results/speed/<dataset>-<models>[-<tag>].json``.
+all models alike. The first step of every block is repeated untimed (warm-up).
+Per-epoch and per-test-pass seconds are extrapolated from the mean step / batch times
+and the number of batches. Writes ``results/speed/<dataset>-<models>[-<tag>].json``.
 """
 import argparse
 import contextlib
