@@ -114,7 +114,7 @@ def main(argv=None):
         "train_batch_size": first["train_batch_size"],
         "eval_batch_size": first["eval_batch_size"],
         "precision": {
-            m: str(models[m].autocast_dtype or torch.float32).removeprefix("torch.") if hasattr(models[m], "autocast")
+            m: configs[m]["precision"] or "float32" if hasattr(models[m], "autocast")
             else ("bfloat16 autocast" if args.autocast_baselines else "float32")
             for m in args.models
         },
