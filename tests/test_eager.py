@@ -89,6 +89,38 @@ def test_bfloat16_attention_matches_fused_kernel(causal, masked):
     torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.05)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_one_query_attention_matches_fused_kernel(dtype):
+    q, k, v = torch.randn(6, 4, 1, 8), torch.randn(6, 4, 3, 8), torch.randn(6, 4, 3, 8)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    got = eager_module.attention(q.to(dtype), k.to(dtype), v.to(dtype))
+    assert got.shape == expected.shape and got.dtype == dtype
+    tolerance = 0.05 if dtype == torch.bfloat16 else 1e-5
+    torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
+
+
+def test_fast_dropout_drops_p_scales_the_rest_and_repeats_with_the_seed():
+    dropout = eager_module.Dropout(0.1)
+    x = torch.ones(1000, 401, requires_grad=True)  # numel not a multiple of 4
+    torch.manual_seed(1)
+    y = dropout(x)
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.003
+    kept = y[y != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - 6554)))
+    assert abs(y.mean().item() - 1) < 0.01
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # the same mask and scale
+    torch.manual_seed(1)
+    assert torch.equal(dropout(x), y)
+    assert dropout.eval()(x) is x
+
+
+def test_eager_uses_fast_dropout_everywhere(fake_codes, tiny_config):
+    _, model, _, _ = build(tiny_config)
+    kinds = {type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert kinds == {eager_module.Dropout}  # RecBole's encoder included
+
+
 def test_bfloat16_scores_stay_float32_and_close(fake_codes, tiny_config):
     _, model, _, test_data = build(tiny_config, code_tokens="node")
     model.eval()
@@ -242,6 +274,23 @@ def test_joint_merge_sums_both_streams_over_the_union(fake_codes, tiny_config):
         # The pointwise score is the same sum.
         interaction[model.ITEM_ID] = union[:, 0]
         torch.testing.assert_close(model.predict(interaction), joint[:, 0])
+
+
+@pytest.mark.parametrize("merge_rule", ["confidence", "joint"])
+def test_full_sort_in_chunks_matches_one_pass(fake_codes, tiny_config, merge_rule):
+    _, model, _, test_data = build(tiny_config, merge_rule=merge_rule)
+    model.eval()
+    interaction = first_batch(test_data)
+    assert interaction.length > 3
+    with torch.no_grad():
+        whole = model.full_sort_predict(interaction)
+        model.search_chunk_size = 3  # the last chunk is shorter
+        torch.testing.assert_close(model.full_sort_predict(interaction), whole)
+
+
+def test_search_chunk_size_value_is_checked(fake_codes, tiny_config):
+    with pytest.raises(ValueError, match="search_chunk_size=0"):
+        build(tiny_config, search_chunk_size=0)
 
 
 def test_beam_size_below_topk_is_an_error(fake_codes, tiny_config):

@@ -35,17 +35,47 @@ PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def attention(q, k, v, mask=None, causal=False):
-    """Scaled dot-product attention; mask True = attend. At our lengths (at most 21 keys),
-    CPU's fused kernel in bfloat16 is 2-4x slower than two matmuls (results/speed.md), so
-    bfloat16 on CPU takes the matmuls; everything else the fused kernel."""
-    if q.dtype != torch.bfloat16 or q.is_cuda:
+    """Scaled dot-product attention; mask True = attend. On CPU (results/speed.md): a single
+    unmasked query (a decoding step) takes products and sums, cheaper than tiny batched
+    matmuls; bfloat16 takes two matmuls, because the fused kernel is 2-4x slower at our
+    lengths (at most 21 keys). Everything else runs the fused kernel."""
+    if q.is_cuda or (q.dtype != torch.bfloat16 and (q.size(-2) > 1 or mask is not None or causal)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    if q.size(-2) == 1 and mask is None and not causal:
+        weights = torch.softmax((q * k).sum(-1, dtype=torch.float) * q.size(-1) ** -0.5, dim=-1)
+        return (weights.to(v.dtype).unsqueeze(-1) * v).sum(-2, keepdim=True)
     scores = (q @ k.transpose(-1, -2)) * q.size(-1) ** -0.5
     if causal:
         mask = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, dim=-1, dtype=torch.float).to(v.dtype) @ v
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU mask comes from 16-bit slices of 64-bit random words.
+
+    PyTorch's CPU ``bernoulli_`` draws one random number per element, serially: 19% of a
+    bfloat16 training step at 2 threads (results/speed.md); this draws one per 4 elements.
+    ``p`` is rounded to a multiple of 1/65536 (0.1 -> 0.100006), and the scale uses it.
+    """
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or x.is_cuda:
+            return super().forward(x)
+        threshold = round(self.p * 65536)
+        words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
+        drop = words.view(torch.int16)[: x.numel()].view(x.shape) < threshold - 32768
+        return x.masked_fill(drop, 0).mul_(65536 / (65536 - threshold))
+
+
+def _use_fast_dropout(module):
+    """Every ``nn.Dropout`` under ``module`` (RecBole's encoder too) becomes ``Dropout``."""
+    for name, child in module.named_children():
+        if type(child) is nn.Dropout:
+            setattr(module, name, Dropout(child.p))
+        else:
+            _use_fast_dropout(child)
 
 
 class CodeTransformerLayer(nn.Module):
@@ -221,6 +251,8 @@ class StreamDecoder(nn.Module):
         [B * beams] (their trie rows ``children``) at ``position`` -> log-probs of the next
         digit [B * beams, vocab], new caches."""
         x = (self.token_embedding(token_ids) + self.position_embedding.weight[position]).unsqueeze(1)
+        if torch.is_autocast_enabled(x.device.type):  # inference: the residual stream in bfloat16 too
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         hidden, caches = self.transformer(x, memory_kvs, memory_mask, causal=True, caches=caches)
         return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent, children), dim=-1), caches
 
@@ -272,6 +304,10 @@ class EAGER(SequentialRecommender):
         super().__init__(config, dataset)
         self.hidden_size = config["hidden_size"]
         self.beam_size = config["beam_size"]
+        chunk = config["search_chunk_size"]
+        self.search_chunk_size = 512 if chunk is None else chunk  # None: a checkpoint from before the key
+        if self.search_chunk_size < 1:
+            raise ValueError(f"search_chunk_size={self.search_chunk_size} must be at least 1")
         self.lambda1, self.lambda2 = config["lambda1"], config["lambda2"]
         self.stt_mask_ratio, self.stt_replace_ratio = config["stt_mask_ratio"], config["stt_replace_ratio"]
         self.recon_temperature = config["recon_temperature"]
@@ -326,6 +362,7 @@ class EAGER(SequentialRecommender):
             self.stt_cls = nn.Parameter(torch.zeros(1, 1, self.hidden_size))
             self.stt_mask = nn.Parameter(torch.zeros(1, 1, self.hidden_size))
             self.recog_head = nn.Linear(self.hidden_size, 1) if self.use_stt_recog else None
+        _use_fast_dropout(self)
         self.apply(self._init_weights)
 
     @classmethod
@@ -474,22 +511,26 @@ class EAGER(SequentialRecommender):
         return self.streams if self.merge_rule in MERGE_RULES else [self.merge_rule]
 
     def full_sort_predict(self, interaction):
+        """Scores [B, n_items] (module docstring), searched ``search_chunk_size`` users at a time."""
+        item_seq = interaction[self.ITEM_SEQ]
+        scores = torch.full((item_seq.size(0), self.n_items), float("-inf"), device=item_seq.device)
         with self.autocast():
-            return self._full_sort_predict(interaction)
+            for start in range(0, item_seq.size(0), self.search_chunk_size):
+                rows = slice(start, start + self.search_chunk_size)
+                items, log_probs = self._candidates(item_seq[rows])
+                scores[rows].scatter_reduce_(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
+        scores[:, 0] = float("-inf")
+        return scores
 
-    def _full_sort_predict(self, interaction):
-        memory, valid = self.encode(interaction[self.ITEM_SEQ])
+    def _candidates(self, item_seq):
+        """Every merged stream's beams: item ids [B, streams * beam_size] and their scores."""
+        memory, valid = self.encode(item_seq)
         found = [self.beam_search(stream, memory, valid, self.beam_size) for stream in self._merged_streams()]
-        items = torch.cat([f[0] for f in found], dim=1)
         if self.merge_rule == "joint":  # a beam's own score is its stream's term; the other streams score it by teacher forcing
             found = [(f_items, f_scores + sum(
                 self.code_log_prob(other, memory, valid, f_items) for other in self.streams if other != stream
             )) for stream, (f_items, f_scores) in zip(self.streams, found)]
-        log_probs = torch.cat([f[1] for f in found], dim=1)
-        scores = memory.new_full((items.size(0), self.n_items), float("-inf"), dtype=torch.float)
-        scores.scatter_reduce_(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
-        scores[:, 0] = float("-inf")
-        return scores
+        return torch.cat([f[0] for f in found], dim=1), torch.cat([f[1] for f in found], dim=1)
 
     def code_log_prob(self, stream, memory, valid, items):
         """Teacher-forced log-probability of the code in ``stream`` of items [B] or [B, n]
