@@ -468,8 +468,10 @@ class EAGER(SequentialRecommender):
         hidden = self.stt(x, self.stt.memory_kv(memory), None, causal=False).split(batch, dim=0)
         if self.use_stt_recon:
             parents = torch.cat([states.new_zeros(batch, 1), states[:, :-1]], dim=1)
-            logits = torch.stack([decoder.child_logits(hidden[0][:, 1 + t], t, parents[:, t]) for t in range(depth)], dim=1)
-            losses["recon"] = self.lambda2 * F.cross_entropy(logits[masked] / self.recon_temperature, codes[masked])
+            levels = [t for t in range(depth) if masked[:, t].any()]  # only masked positions are scored
+            logits = torch.cat([decoder.child_logits(hidden[0][masked[:, t], 1 + t], t, parents[masked[:, t], t]) for t in levels])
+            targets = torch.cat([codes[masked[:, t], t] for t in levels])
+            losses["recon"] = self.lambda2 * F.cross_entropy(logits / self.recon_temperature, targets)
             hidden = hidden[1:]
         if self.use_stt_recog:
             scores = self.recog_head(torch.cat([hidden[0][:, 0], hidden[1][:, 0]], dim=0)).squeeze(-1).float()
