@@ -39,9 +39,10 @@ def attention(q, k, v, mask=None, causal=False):
     unmasked query (a decoding step) takes products and sums, cheaper than tiny batched
     matmuls; bfloat16 takes two matmuls, because the fused kernel is 2-4x slower at our
     lengths (at most 21 keys). Everything else runs the fused kernel."""
-    if q.is_cuda or (q.dtype != torch.bfloat16 and (q.size(-2) > 1 or mask is not None or causal)):
+    one_query = q.size(-2) == 1 and mask is None and not causal
+    if q.is_cuda or not (one_query or q.dtype == torch.bfloat16):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
-    if q.size(-2) == 1 and mask is None and not causal:
+    if one_query:
         weights = torch.softmax((q * k).sum(-1, dtype=torch.float) * q.size(-1) ** -0.5, dim=-1)
         return (weights.to(v.dtype).unsqueeze(-1) * v).sum(-2, keepdim=True)
     scores = (q @ k.transpose(-1, -2)) * q.size(-1) ** -0.5
@@ -468,9 +469,9 @@ class EAGER(SequentialRecommender):
         hidden = self.stt(x, self.stt.memory_kv(memory), None, causal=False).split(batch, dim=0)
         if self.use_stt_recon:
             parents = torch.cat([states.new_zeros(batch, 1), states[:, :-1]], dim=1)
-            levels = [t for t in range(depth) if masked[:, t].any()]  # only masked positions are scored
-            logits = torch.cat([decoder.child_logits(hidden[0][masked[:, t], 1 + t], t, parents[masked[:, t], t]) for t in levels])
-            targets = torch.cat([codes[masked[:, t], t] for t in levels])
+            rows = [(t, masked[:, t]) for t in range(depth) if masked[:, t].any()]  # only masked positions are scored
+            logits = torch.cat([decoder.child_logits(hidden[0][m, 1 + t], t, parents[m, t]) for t, m in rows])
+            targets = torch.cat([codes[m, t] for t, m in rows])
             losses["recon"] = self.lambda2 * F.cross_entropy(logits / self.recon_temperature, targets)
             hidden = hidden[1:]
         if self.use_stt_recog:
@@ -499,7 +500,8 @@ class EAGER(SequentialRecommender):
             log_probs, caches = decoder.step(tokens, level, parents.view(-1), children, caches, memory_kvs, memory_mask)
             children = children.view(batch, beams * vocab)
             candidates = (scores.unsqueeze(-1) + log_probs.view(batch, beams, vocab)).view(batch, -1)
-            candidates = candidates.masked_fill(children < 0, float("-inf"))
+            if not decoder.node_tokens:  # node tokens: child_logits already gave non-children -inf
+                candidates = candidates.masked_fill(children < 0, float("-inf"))
             scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
             states = children.gather(1, index)
             if level + 1 < decoder.depth:
