@@ -28,7 +28,10 @@ DEFAULT_PAPER_TABLE = PROJECT_ROOT.parent / "shared" / "paper" / "eager-table.md
 
 def git_commit():
     """HEAD, with ``-dirty`` when tracked code differs from it (``results/`` does not count:
-    benchmarks rewrite it while they run)."""
+    benchmarks rewrite it while they run). A copy without ``.git`` (a GPU machine's) names
+    its commit in ``$RECBOLE_EAGER_COMMIT``."""
+    if not (PROJECT_ROOT / ".git").exists() and os.environ.get("RECBOLE_EAGER_COMMIT"):
+        return os.environ["RECBOLE_EAGER_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()

@@ -245,6 +245,74 @@ def test_node_tokens_score_only_children_with_one_token_per_item(fake_codes, tin
     assert any(len({c[1].item() for c in codes[1:] if c[0] == d}) < K for d in first_digits)  # some prefix lacks digits
 
 
+def test_gathered_child_logits_match_grouped_values_and_gradients(fake_codes, tiny_config):
+    """The CUDA path (one gather + bmm) computes the CPU path's function."""
+    _, model, _, _ = build(tiny_config, code_tokens="node")
+    decoder = model.decoders["behavior"]
+    parents = decoder.item_states[1:, 0]  # every first-level prefix, repeated
+    hidden = torch.randn(parents.numel(), model.hidden_size, requires_grad=True)
+    results = []
+    for logits_of in (
+        lambda h: decoder.child_logits(h, 1, parents),
+        lambda h: decoder._gathered_child_logits(h, 1, decoder.trie(1)[parents]),
+    ):
+        decoder.zero_grad()
+        hidden.grad = None
+        logits = logits_of(hidden)
+        logits.masked_fill(torch.isinf(logits), 0).square().sum().backward()
+        results.append((logits.detach(), hidden.grad.clone(), decoder.token_embedding.weight.grad.clone()))
+    for grouped, gathered in zip(*results):
+        torch.testing.assert_close(gathered, grouped)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_cuda_losses_decrease_and_full_sort_keeps_the_contract(fake_codes, tiny_config, precision):
+    config, model, train_data, test_data = build(tiny_config, dropout_prob=0.0, code_tokens="node", precision=precision)
+    model.cuda()
+    batch = first_batch(train_data).to("cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(12):
+        torch.manual_seed(1)
+        losses = model.calculate_loss(batch)
+        history.append([loss.item() for loss in losses])
+        optimizer.zero_grad()
+        sum(losses).backward()
+        optimizer.step()
+    assert len(history[0]) == 6
+    for first, last in zip(history[0], history[-1]):
+        assert torch.isfinite(torch.tensor(first)) and last < first
+    model.eval()
+    interaction = first_batch(test_data).to("cuda")
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+    assert scores.device.type == "cuda" and scores.dtype == torch.float32
+    assert torch.isinf(scores[:, 0]).all()
+    finite = torch.isfinite(scores)
+    assert (finite.sum(dim=1) >= max(config["topk"])).all() and (scores[finite] <= 0).all()
+
+
+@needs_cuda
+@pytest.mark.parametrize("code_tokens", ["level", "node"])
+def test_cuda_scores_match_cpu(fake_codes, tiny_config, code_tokens):
+    _, model, _, test_data = build(tiny_config, code_tokens=code_tokens)
+    model.eval()
+    interaction = first_batch(test_data)
+    with torch.no_grad():
+        cpu_scores, cpu_point = model.full_sort_predict(interaction), model.predict(interaction)
+        model.cuda()
+        gpu = interaction.to("cuda")
+        cuda_scores, cuda_point = model.full_sort_predict(gpu).cpu(), model.predict(gpu).cpu()
+    torch.testing.assert_close(cuda_point, cpu_point, atol=1e-4, rtol=1e-4)
+    both = torch.isfinite(cpu_scores) & torch.isfinite(cuda_scores)
+    assert both.sum(dim=1).min() >= 15  # near-ties at the beam edge may swap
+    torch.testing.assert_close(cuda_scores[both], cpu_scores[both], atol=1e-4, rtol=1e-4)
+
+
 def test_code_tokens_value_is_checked(fake_codes, tiny_config):
     with pytest.raises(ValueError, match="code_tokens='leaf'"):
         build(tiny_config, code_tokens="leaf")

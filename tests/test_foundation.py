@@ -173,6 +173,10 @@ def test_benchmark_commit_dirty_only_for_code(tmp_path, monkeypatch):
     assert benchmark.git_commit() == head
     (tmp_path / "model.py").write_text("a = 2\n")
     assert benchmark.git_commit() == head + "-dirty"
+    monkeypatch.setenv("RECBOLE_EAGER_COMMIT", "abc1234")
+    assert benchmark.git_commit() == head + "-dirty"  # a checkout's own git wins
+    (tmp_path / ".git").rename(tmp_path / "git-moved")  # a copy without .git (GPU machine)
+    assert benchmark.git_commit() == "abc1234"
 
 
 def test_paper_table_parsing(tmp_path):

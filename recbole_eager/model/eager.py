@@ -206,10 +206,10 @@ class StreamDecoder(nn.Module):
         """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N]
         (``children``: its trie rows, if the caller has them).
 
-        Node tokens: only the prefix's children are scored (others ``-inf``); rows are
+        Node tokens: only the prefix's children are scored (others ``-inf``). On CPU rows are
         sorted by prefix so each prefix is one matmul (split/unbind, not indexing, keeps the
-        backward pass from writing a full-size gradient per prefix). Level tokens: every
-        digit of the level. Always float32, so beam scores and losses keep full precision
+        backward pass from writing a full-size gradient per prefix); CUDA gathers instead
+        (``_gathered_child_logits``). Level tokens: every digit of the level. Always float32, so beam scores and losses keep full precision
         under a ``bfloat16`` autocast.
         """
         with torch.autocast(hidden.device.type, enabled=False):
@@ -221,12 +221,21 @@ class StreamDecoder(nn.Module):
             return hidden @ table.T
         if children is None:
             children = self.trie(level)[parent]
+        if hidden.is_cuda:
+            return self._gathered_child_logits(hidden, level, children)
         groups, group_of_row = torch.unique(parent, return_inverse=True)
         child_emb = self.token_embedding(self.level_offset[level] + self.trie(level)[groups].clamp(min=0))
         order = group_of_row.argsort()
         counts = torch.bincount(group_of_row, minlength=groups.numel()).tolist()
         parts = [rows @ emb.T for rows, emb in zip(hidden[order].split(counts), child_emb.unbind(0))]
         logits = torch.cat(parts)[order.argsort()]
+        return logits.masked_fill(children < 0, float("-inf"))
+
+    def _gathered_child_logits(self, hidden, level, children):
+        """Node-token logits by one gather and one batched matmul: no host sync and no
+        launch per prefix, at the memory of [N, vocab, H] embeddings (the CUDA path)."""
+        child_emb = self.token_embedding(self.level_offset[level] + children.clamp(min=0))
+        logits = torch.bmm(child_emb, hidden.unsqueeze(-1)).squeeze(-1)
         return logits.masked_fill(children < 0, float("-inf"))
 
     def embed(self, token_ids):
