@@ -28,9 +28,9 @@ DEFAULT_PAPER_TABLE = PROJECT_ROOT.parent / "shared" / "paper" / "eager-table.md
 
 def git_commit():
     """HEAD, with ``-dirty`` when tracked code differs from it (``results/`` does not count:
-    benchmarks rewrite it while they run). A copy without ``.git`` (a GPU machine's) names
-    its commit in ``$RECBOLE_EAGER_COMMIT``."""
-    if not (PROJECT_ROOT / ".git").exists() and os.environ.get("RECBOLE_EAGER_COMMIT"):
+    benchmarks rewrite it while they run); ``$RECBOLE_EAGER_COMMIT`` when set (a copy of
+    the tree on a GPU machine, whose ``.git`` need not match what was copied)."""
+    if os.environ.get("RECBOLE_EAGER_COMMIT"):
         return os.environ["RECBOLE_EAGER_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)

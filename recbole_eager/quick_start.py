@@ -11,7 +11,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
-from recbole_eager.trainer import TrainTimeBudgetReached, with_epoch_timing
+from recbole_eager.trainer import TrainTimeBudgetReached, with_run_mixins
 from recbole_eager.utils import get_model, get_trainer, trusted_torch_load
 
 
@@ -73,7 +73,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
             resume_state = torch.load(config["resume_from"], map_location="cpu")["state_dict"]
     model = build_model(config, train_data, state_dict=resume_state)
     logger.info(model)
-    trainer = with_epoch_timing(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer = with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
     if resume_state is not None:
         with trusted_torch_load():
             trainer.resume_checkpoint(config["resume_from"])

@@ -1,5 +1,7 @@
 """Trainers: RecBole's, plus per-epoch timing; model-specific ones are ``<Model>Trainer``."""
+import os
 import time
+import uuid
 
 from recbole.trainer import Trainer
 from torch.optim.lr_scheduler import LambdaLR
@@ -39,10 +41,22 @@ class EpochTimingMixin:
         return result
 
 
-def with_epoch_timing(trainer_class):
+class UniqueCheckpointMixin:
+    """RecBole names a run's checkpoint ``<model>-<local time to the second>.pth``: runs
+    started in the same second (seeds in parallel on one GPU) overwrote each other's best
+    model, and each then tested the last writer's. A random suffix keeps them apart."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        root, ext = os.path.splitext(self.saved_model_file)
+        self.saved_model_file = f"{root}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+def with_run_mixins(trainer_class):
+    """``trainer_class`` with epoch timing, the time budget and a checkpoint name of its own."""
     if issubclass(trainer_class, EpochTimingMixin):
         return trainer_class
-    return type(trainer_class.__name__, (EpochTimingMixin, trainer_class), {})
+    return type(trainer_class.__name__, (EpochTimingMixin, UniqueCheckpointMixin, trainer_class), {})
 
 
 class EAGERTrainer(Trainer):
