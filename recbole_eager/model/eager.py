@@ -490,14 +490,17 @@ class EAGER(SequentialRecommender):
         return losses
 
     @torch.no_grad()
-    def beam_search(self, stream, memory, valid, beam_size):
-        """Trie-constrained beam search over one stream's codes, batched over users.
+    def beam_search(self, stream, memory, valid, beam_size, memory_kvs=None):
+        """Trie-constrained beam search over one stream's codes, batched over users
+        (``memory_kvs``: that decoder's keys/values of the memory, if the caller has them).
 
         Returns item ids [B, beam_size] sorted by code log-probability (descending) and
         those log-probabilities; slots without a valid code hold item 0 and ``-inf``.
         """
         decoder = self.decoders[stream]
-        memory_kvs, memory_mask = decoder.transformer.memory_kv(memory, valid), valid[:, None, None, :]
+        if memory_kvs is None:
+            memory_kvs = decoder.transformer.memory_kv(memory, valid)
+        memory_mask = valid[:, None, None, :]
         batch, vocab = memory.size(0), decoder.vocab
         tokens = memory.new_full((batch,), decoder.bos, dtype=torch.long)
         caches = [None] * len(memory_kvs)
@@ -538,19 +541,21 @@ class EAGER(SequentialRecommender):
     def _candidates(self, item_seq):
         """Every merged stream's beams: item ids [B, streams * beam_size] and their scores."""
         memory, valid = self.encode(item_seq)
-        found = [self.beam_search(stream, memory, valid, self.beam_size) for stream in self._merged_streams()]
+        kvs = {stream: self.decoders[stream].transformer.memory_kv(memory, valid) for stream in self._merged_streams()}
+        found = [self.beam_search(stream, memory, valid, self.beam_size, kvs[stream]) for stream in kvs]
         if self.merge_rule == "joint":  # a beam's own score is its stream's term; the other streams score it by teacher forcing
             found = [(f_items, f_scores + sum(
-                self.code_log_prob(other, memory, valid, f_items) for other in self.streams if other != stream
+                self.code_log_prob(other, memory, valid, f_items, kvs[other]) for other in self.streams if other != stream
             )) for stream, (f_items, f_scores) in zip(self.streams, found)]
         return torch.cat([f[0] for f in found], dim=1), torch.cat([f[1] for f in found], dim=1)
 
-    def code_log_prob(self, stream, memory, valid, items):
+    def code_log_prob(self, stream, memory, valid, items, memory_kvs=None):
         """Teacher-forced log-probability of the code in ``stream`` of items [B] or [B, n]
         (row ``b`` scored against user ``b``'s history); same shape as ``items``."""
         decoder, flat = self.decoders[stream], items.reshape(-1)
         codes = self.codes(stream)[flat]
-        memory_kvs = decoder.transformer.memory_kv(memory, valid)
+        if memory_kvs is None:
+            memory_kvs = decoder.transformer.memory_kv(memory, valid)
         logits, _ = decoder.teacher_forced(flat, codes, memory_kvs, valid[:, None, None, :], summary=False)
         return torch.log_softmax(logits, dim=-1).gather(2, codes[..., None]).squeeze(-1).sum(dim=1).view_as(items)
 
