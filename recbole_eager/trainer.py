@@ -1,4 +1,5 @@
-"""Trainers: RecBole's, plus per-epoch timing; model-specific ones are ``<Model>Trainer``."""
+"""Trainers: RecBole's, plus per-epoch timing and checkpoint names of their own; model-specific
+ones are ``<Model>Trainer``."""
 import os
 import time
 import uuid

@@ -209,8 +209,8 @@ class StreamDecoder(nn.Module):
         Node tokens: only the prefix's children are scored (others ``-inf``). On CPU rows are
         sorted by prefix so each prefix is one matmul (split/unbind, not indexing, keeps the
         backward pass from writing a full-size gradient per prefix); CUDA gathers instead
-        (``_gathered_child_logits``). Level tokens: every digit of the level. Always float32, so beam scores and losses keep full precision
-        under a ``bfloat16`` autocast.
+        (``_gathered_child_logits``). Level tokens: every digit of the level. Always
+        float32, so beam scores and losses keep full precision under a ``bfloat16`` autocast.
         """
         with torch.autocast(hidden.device.type, enabled=False):
             return self._child_logits(hidden.float(), level, parent, children)
