@@ -62,7 +62,11 @@ def first_batch(data):
 @pytest.mark.parametrize("code_tokens, precision", [("level", "float32"), ("node", "float32"), ("node", "bfloat16")])
 def test_losses_finite_and_decrease(fake_codes, tiny_config, code_tokens, precision):
     _, model, train_data, _ = build(tiny_config, dropout_prob=0.0, code_tokens=code_tokens, precision=precision)
-    batch = first_batch(train_data)
+    assert_losses_finite_and_decrease(model, first_batch(train_data))
+
+
+def assert_losses_finite_and_decrease(model, batch):
+    """12 Adam steps on one batch: each of the six losses starts finite and ends lower."""
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
     for _ in range(12):
@@ -212,11 +216,7 @@ def test_full_sort_predict_contract(fake_codes, tiny_config, code_tokens):
     interaction = first_batch(test_data)
     with torch.no_grad():
         scores = model.full_sort_predict(interaction)
-    assert scores.shape == (interaction.length, model.n_items)
-    assert torch.isinf(scores[:, 0]).all()
-    finite = torch.isfinite(scores)
-    assert (finite.sum(dim=1) >= max(config["topk"])).all()
-    assert (scores[finite] <= 0).all()  # log-probabilities
+    assert_full_sort_contract(scores, model, config, interaction.length)
     # Merged order: each finite score is the best of the two streams' beam scores.
     memory, mask = model.encode(interaction[model.ITEM_SEQ])
     best = torch.full_like(scores, float("-inf"))
@@ -225,6 +225,15 @@ def test_full_sort_predict_contract(fake_codes, tiny_config, code_tokens):
         best.scatter_reduce_(1, items, log_probs, reduce="amax")
     best[:, 0] = float("-inf")
     torch.testing.assert_close(scores, best)
+
+
+def assert_full_sort_contract(scores, model, config, n_users):
+    """[users, n_items] float32 log-probabilities: padding never ranks, >= max(topk) finite per user."""
+    assert scores.shape == (n_users, model.n_items) and scores.dtype == torch.float32
+    assert torch.isinf(scores[:, 0]).all()
+    finite = torch.isfinite(scores)
+    assert (finite.sum(dim=1) >= max(config["topk"])).all()
+    assert (scores[finite] <= 0).all()  # log-probabilities
 
 
 def test_node_tokens_score_only_children_with_one_token_per_item(fake_codes, tiny_config):
@@ -273,27 +282,13 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_cuda_losses_decrease_and_full_sort_keeps_the_contract(fake_codes, tiny_config, precision):
     config, model, train_data, test_data = build(tiny_config, dropout_prob=0.0, code_tokens="node", precision=precision)
     model.cuda()
-    batch = first_batch(train_data).to("cuda")
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    history = []
-    for _ in range(12):
-        torch.manual_seed(1)
-        losses = model.calculate_loss(batch)
-        history.append([loss.item() for loss in losses])
-        optimizer.zero_grad()
-        sum(losses).backward()
-        optimizer.step()
-    assert len(history[0]) == 6
-    for first, last in zip(history[0], history[-1]):
-        assert torch.isfinite(torch.tensor(first)) and last < first
+    assert_losses_finite_and_decrease(model, first_batch(train_data).to("cuda"))
     model.eval()
     interaction = first_batch(test_data).to("cuda")
     with torch.no_grad():
         scores = model.full_sort_predict(interaction)
-    assert scores.device.type == "cuda" and scores.dtype == torch.float32
-    assert torch.isinf(scores[:, 0]).all()
-    finite = torch.isfinite(scores)
-    assert (finite.sum(dim=1) >= max(config["topk"])).all() and (scores[finite] <= 0).all()
+    assert scores.device.type == "cuda"
+    assert_full_sort_contract(scores, model, config, interaction.length)
 
 
 @needs_cuda
