@@ -42,8 +42,10 @@ def attention(q, k, v, mask=None, causal=False):
     one_query = q.size(-2) == 1 and mask is None and not causal
     if q.is_cuda or not (one_query or q.dtype == torch.bfloat16):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
-    if one_query:
-        weights = torch.softmax((q * k).sum(-1, dtype=torch.float) * q.size(-1) ** -0.5, dim=-1)
+    if one_query:  # decoding: at most depth + 1 keys, where CPU torch.softmax is 4x slower than this
+        scores = (q * k).sum(-1).float() * q.size(-1) ** -0.5  # in q's dtype, as the matmuls below
+        weights = (scores - scores.amax(-1, keepdim=True)).exp_()
+        weights = weights / weights.sum(-1, keepdim=True)
         return (weights.to(v.dtype).unsqueeze(-1) * v).sum(-2, keepdim=True)
     scores = (q @ k.transpose(-1, -2)) * q.size(-1) ** -0.5
     if causal:
@@ -135,20 +137,21 @@ class CodeTransformer(nn.Module):
         self.final_norm = nn.LayerNorm(hidden_size, eps=eps)
 
     def memory_kv(self, memory, valid=None):
-        """Cross-attention keys/values of every layer in one matmul, over valid positions only
-        (histories are mostly padding: Beauty's average training history is 6.7 of 20)."""
-        weight = torch.cat([layer.cross_kv.weight for layer in self.layers])
-        bias = torch.cat([layer.cross_kv.bias for layer in self.layers])
-        if valid is None:
-            kv = F.linear(memory, weight, bias)
-        else:
-            projected = F.linear(memory[valid], weight, bias)
-            kv = projected.new_zeros(*memory.shape[:2], weight.size(0))
-            kv[valid] = projected
-        return [
-            (layer._heads(k), layer._heads(v))
-            for layer, (k, v) in zip(self.layers, (chunk.chunk(2, dim=-1) for chunk in kv.chunk(len(self.layers), dim=-1)))
-        ]
+        """Cross-attention keys/values of every layer, projected at valid positions only
+        (histories are mostly padding: Beauty's average training history is 6.7 of 20).
+        One buffer per layer: one for all four would exceed glibc's 32 MB mmap threshold at
+        batch 1024 and be page-faulted afresh every step (results/speed.md)."""
+        rows = None if valid is None else memory[valid]
+        kvs = []
+        for layer in self.layers:
+            if valid is None:
+                kv = layer.cross_kv(memory)
+            else:
+                projected = layer.cross_kv(rows)
+                kv = projected.new_zeros(*memory.shape[:2], projected.size(-1))
+                kv[valid] = projected
+            kvs.append(tuple(layer._heads(t).contiguous() for t in kv.chunk(2, dim=-1)))  # matmuls read them as is, every step
+        return kvs
 
     def forward(self, x, memory_kvs, memory_mask, causal, caches=None):
         """Returns the final states, and the per-layer self-attention caches when ``caches`` is given."""
@@ -174,8 +177,14 @@ class StreamDecoder(nn.Module):
         self.depth, self.vocab = codes.size(1), int(codes.max()) + 1
         self.node_tokens = config["code_tokens"] == "node"
         tries = build_trie(codes, self.vocab)
+        self.child_counts = []  # per level: children of each prefix, as a list (for split)
         for level, table in enumerate(tries):
             self.register_buffer(f"trie_{level}", table, persistent=False)
+            present = table >= 0  # row-major: children sorted by (prefix, digit)
+            self.register_buffer(f"children_{level}", table[present], persistent=False)
+            self.register_buffer(f"child_digits_{level}", present.nonzero()[:, 1], persistent=False)
+            self.register_buffer(f"child_count_{level}", present.sum(1), persistent=False)
+            self.child_counts.append(present.sum(1).tolist())
         self.register_buffer("item_states", _walk_trie(codes, tries), persistent=False)
         sizes = torch.tensor([int(t.max()) + 1 if self.node_tokens else self.vocab for t in tries])
         self.register_buffer("level_size", sizes, persistent=False)
@@ -202,34 +211,43 @@ class StreamDecoder(nn.Module):
         ``levels`` (the last axis by default holds every level)."""
         return self.level_offset[levels] + self.level_index(codes, states)
 
-    def child_logits(self, hidden, level, parent, children=None):
-        """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N]
-        (``children``: its trie rows, if the caller has them).
+    def child_logits(self, hidden, level, parent):
+        """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N].
 
         Node tokens: only the prefix's children are scored (others ``-inf``). On CPU rows are
-        sorted by prefix so each prefix is one matmul (split/unbind, not indexing, keeps the
-        backward pass from writing a full-size gradient per prefix); CUDA gathers instead
-        (``_gathered_child_logits``). Level tokens: every digit of the level. Always
-        float32, so beam scores and losses keep full precision under a ``bfloat16`` autocast.
+        sorted by prefix so each prefix is one matmul against its block of the level's
+        children (``_grouped_child_logits``); CUDA gathers instead (``_gathered_child_logits``).
+        Level tokens: every digit of the level. Always float32, so beam scores and losses
+        keep full precision under a ``bfloat16`` autocast.
         """
         with torch.autocast(hidden.device.type, enabled=False):
-            return self._child_logits(hidden.float(), level, parent, children)
+            return self._child_logits(hidden.float(), level, parent)
 
-    def _child_logits(self, hidden, level, parent, children):
+    def _child_logits(self, hidden, level, parent):
         if not self.node_tokens:
             table = self.token_embedding.weight[self.level_offset[level] : self.level_offset[level] + self.vocab]
             return hidden @ table.T
-        if children is None:
-            children = self.trie(level)[parent]
-        if hidden.is_cuda:
-            return self._gathered_child_logits(hidden, level, children)
+        if not hidden.is_cuda:
+            return self._grouped_child_logits(hidden, level, parent)
+        return self._gathered_child_logits(hidden, level, self.trie(level)[parent])
+
+    def _grouped_child_logits(self, hidden, level, parent):
+        """Node-token logits with one matmul per prefix present, against that prefix's block of
+        the level's children (split views: the backward pass writes one gradient for the level,
+        not one per prefix), placed at their digits by one ``index_put`` (the CPU path)."""
+        blocks = self.token_embedding(self.level_offset[level] + getattr(self, f"children_{level}")).split(self.child_counts[level])
         groups, group_of_row = torch.unique(parent, return_inverse=True)
-        child_emb = self.token_embedding(self.level_offset[level] + self.trie(level)[groups].clamp(min=0))
         order = group_of_row.argsort()
-        counts = torch.bincount(group_of_row, minlength=groups.numel()).tolist()
-        parts = [rows @ emb.T for rows, emb in zip(hidden[order].split(counts), child_emb.unbind(0))]
-        logits = torch.cat(parts)[order.argsort()]
-        return logits.masked_fill(children < 0, float("-inf"))
+        rows = hidden[order].split(torch.bincount(group_of_row, minlength=groups.numel()).tolist())
+        values = torch.cat([(r @ blocks[g].T).flatten() for r, g in zip(rows, groups.tolist())])
+        count = getattr(self, f"child_count_{level}")
+        n_children = count[parent[order]]
+        row_of_value = torch.repeat_interleave(n_children)  # values are row-major over the sorted rows
+        block_start = (count.cumsum(0) - count)[parent[order]]
+        within = torch.arange(row_of_value.numel(), device=parent.device) - (n_children.cumsum(0) - n_children)[row_of_value]
+        digits = getattr(self, f"child_digits_{level}")[block_start[row_of_value] + within]
+        logits = hidden.new_full((hidden.size(0), self.vocab), float("-inf"))
+        return logits.index_put_((order[row_of_value], digits), values)
 
     def _gathered_child_logits(self, hidden, level, children):
         """Node-token logits by one gather and one batched matmul: no host sync and no
@@ -256,15 +274,14 @@ class StreamDecoder(nn.Module):
         logits = torch.stack([self.child_logits(hidden[:, t], t, parents[:, t]) for t in range(self.depth)], dim=1)
         return logits, (hidden[:, -1] if summary else None)
 
-    def step(self, token_ids, position, parent, children, caches, memory_kvs, memory_mask):
+    def step(self, token_ids, position, parent, caches, memory_kvs, memory_mask):
         """One decoding step with cached keys/values: token_ids and prefix states ``parent``
-        [B * beams] (their trie rows ``children``) at ``position`` -> log-probs of the next
-        digit [B * beams, vocab], new caches."""
+        [B * beams] at ``position`` -> log-probs of the next digit [B * beams, vocab], new caches."""
         x = (self.token_embedding(token_ids) + self.position_embedding.weight[position]).unsqueeze(1)
         if torch.is_autocast_enabled(x.device.type):  # inference: the residual stream in bfloat16 too
             x = x.to(torch.get_autocast_dtype(x.device.type))
         hidden, caches = self.transformer(x, memory_kvs, memory_mask, causal=True, caches=caches)
-        return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent, children), dim=-1), caches
+        return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent), dim=-1), caches
 
 
 def _select_beams(cache, parent):
@@ -508,16 +525,14 @@ class EAGER(SequentialRecommender):
         scores = memory.new_zeros((batch, 1), dtype=torch.float)
         for level in range(decoder.depth):
             beams, parents = states.size(1), states.clamp(min=0)
-            children = decoder.trie(level)[parents.view(-1)]
-            log_probs, caches = decoder.step(tokens, level, parents.view(-1), children, caches, memory_kvs, memory_mask)
-            children = children.view(batch, beams * vocab)
+            log_probs, caches = decoder.step(tokens, level, parents.view(-1), caches, memory_kvs, memory_mask)
             candidates = (scores.unsqueeze(-1) + log_probs.view(batch, beams, vocab)).view(batch, -1)
             if not decoder.node_tokens:  # node tokens: child_logits already gave non-children -inf
-                candidates = candidates.masked_fill(children < 0, float("-inf"))
+                candidates = candidates.masked_fill(decoder.trie(level)[parents].view(batch, -1) < 0, float("-inf"))
             scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
-            states = children.gather(1, index)
+            parent, token = index // vocab, index % vocab
+            states = decoder.trie(level)[parents.gather(1, parent), token]
             if level + 1 < decoder.depth:
-                parent, token = index // vocab, index % vocab
                 caches = [tuple(_select_beams(t, parent) for t in cache) for cache in caches]
                 tokens = decoder.token_ids(token, states.clamp(min=0), level).view(-1)
         items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
