@@ -94,10 +94,14 @@ def test_bfloat16_attention_matches_fused_kernel(causal, masked):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_one_query_attention_matches_fused_kernel(dtype):
-    q, k, v = torch.randn(6, 4, 1, 8), torch.randn(6, 4, 3, 8), torch.randn(6, 4, 3, 8)
-    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v)
-    got = eager_module.attention(q.to(dtype), k.to(dtype), v.to(dtype))
+def test_decode_attention_over_shared_and_per_beam_segments_matches_fused_kernel(dtype):
+    batch, beams, heads, d = 3, 5, 4, 8
+    q = torch.randn(batch, beams, heads, 1, d)
+    shared = [torch.randn(batch, 1, heads, 1, d) for _ in range(2)]  # keys/values decoded before the beams split
+    per_beam = [torch.randn(batch, beams, heads, 2, d) for _ in range(2)]
+    keys, values = (torch.cat([s.expand(-1, beams, -1, -1, -1), p], dim=3) for s, p in zip(shared, per_beam))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, keys, values)
+    got = eager_module.decode_attention(q.to(dtype), [tuple(t.to(dtype) for t in shared), tuple(t.to(dtype) for t in per_beam)])
     assert got.shape == expected.shape and got.dtype == dtype
     tolerance = 0.05 if dtype == torch.bfloat16 else 1e-5
     torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)

@@ -17,6 +17,7 @@ code (the higher of the two streams if both found it; with ``merge_rule: joint``
 of both streams' log-probabilities of its codes); every other item gets ``-inf``.
 At least ``beam_size >= max(topk)`` distinct items are finite.
 """
+import functools
 import logging
 
 import torch
@@ -35,24 +36,28 @@ PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def attention(q, k, v, mask=None, causal=False):
-    """Scaled dot-product attention; mask True = attend. On CPU (results/speed.md): a single
-    unmasked query (a decoding step) takes products and sums, cheaper than tiny batched
-    matmuls; bfloat16 takes two matmuls, because the fused kernel is 2-4x slower at our
-    lengths (at most 21 keys). Everything else runs the fused kernel."""
-    one_query = q.size(-2) == 1 and mask is None and not causal
-    if q.is_cuda or not (one_query or q.dtype == torch.bfloat16):
+    """Scaled dot-product attention; mask True = attend. On CPU, bfloat16 takes two matmuls,
+    because the fused kernel is 2-4x slower at our lengths (at most 21 keys; results/speed.md)."""
+    if q.is_cuda or q.dtype != torch.bfloat16:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
-    if one_query:  # decoding: at most depth + 1 keys, where CPU torch.softmax is 4x slower than this
-        scores = (q * k).sum(-1).float() * q.size(-1) ** -0.5  # in q's dtype, as the matmuls below
-        weights = (scores - scores.amax(-1, keepdim=True)).exp_()
-        weights = weights / weights.sum(-1, keepdim=True)
-        return (weights.to(v.dtype).unsqueeze(-1) * v).sum(-2, keepdim=True)
     scores = (q @ k.transpose(-1, -2)) * q.size(-1) ** -0.5
     if causal:
         mask = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, dim=-1, dtype=torch.float).to(v.dtype) @ v
+
+
+def decode_attention(q, segments):
+    """One query per beam over the cached keys of earlier positions, by products and sums
+    (cheaper on CPU than tiny batched matmuls). q: [B, beams, heads, 1, d]; segments: (keys,
+    values) pairs [B, beams or 1, heads, t, d], where 1 means shared by every beam of a user
+    (positions decoded before the beams split), so beams never copy them."""
+    scores = torch.cat([(q * k).sum(-1) for k, _ in segments], dim=-1).float() * q.size(-1) ** -0.5
+    weights = (scores - scores.amax(-1, keepdim=True)).exp_()  # at most depth + 1 keys: 4x faster than torch.softmax on CPU
+    weights = (weights / weights.sum(-1, keepdim=True)).to(q.dtype).unsqueeze(-1)
+    parts = [w * v for w, (_, v) in zip(weights.split([k.size(-2) for k, _ in segments], dim=-2), segments)]
+    return functools.reduce(torch.add, [p if p.size(-2) == 1 else p.sum(-2, keepdim=True) for p in parts])  # CPU sums over an axis of 1 are slow
 
 
 class Dropout(nn.Dropout):
@@ -109,20 +114,23 @@ class CodeTransformerLayer(nn.Module):
     def forward(self, x, memory_kv, memory_mask, causal, cache=None):
         """x: [B * beams, T, H]; memory_kv: ([B, heads, S, d],) * 2; memory_mask: [B, 1, 1, S] (True = attend).
 
-        With ``cache`` (keys and values of earlier positions, or ``None`` at the first step), x
-        holds only the newest position; returns the output and the updated cache.
+        With ``cache`` (the ``decode_attention`` segments of earlier positions; ``None`` or empty
+        at the first step), x holds only the newest position. Returns the output and the
+        segments extended by x's keys and values.
         """
-        q, k, v = self._heads_qkv(self.norms[0](x))
-        if cache is not None and cache[0] is not None:
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        attn = attention(q, k, v, causal=causal and cache is None)
+        batch, beams, length = memory_kv[0].size(0), x.size(0) // memory_kv[0].size(0), x.size(1)
+        q, k, v = (t.unflatten(0, (batch, beams)) for t in self._heads_qkv(self.norms[0](x)))
+        segments = (cache or []) + [(k, v)]
+        if cache:
+            attn = decode_attention(q, segments).flatten(0, 1)
+        else:
+            attn = attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), causal=causal)
         x = x + self.dropout(self.self_out(self._merge(attn)))
 
-        batch, beams, length = memory_kv[0].size(0), x.size(0) // memory_kv[0].size(0), x.size(1)
         q = self._heads(self.cross_q(self.norms[1](x)).reshape(batch, beams * length, -1))
         attn = attention(q, *memory_kv, mask=memory_mask)
         x = x + self.dropout(self.cross_out(self._merge(attn).reshape(batch * beams, length, -1)))
-        return x + self.dropout(self.ffn(self.norms[2](x))), (k, v)
+        return x + self.dropout(self.ffn(self.norms[2](x))), segments
 
     def _heads_qkv(self, x):
         return [self._heads(t) for t in self.qkv(x).chunk(3, dim=-1)]
@@ -284,12 +292,13 @@ class StreamDecoder(nn.Module):
         return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent), dim=-1), caches
 
 
-def _select_beams(cache, parent):
-    """Reorder a cache [B * beams, ...] to the surviving beams: parent [B, new_beams]."""
-    batch = parent.size(0)
-    old_beams = cache.size(0) // batch
-    rows = (parent + torch.arange(batch, device=parent.device).unsqueeze(1) * old_beams).view(-1)
-    return cache.index_select(0, rows)
+def _select_beams(segment, parent):
+    """Reorder a cache segment [B, beams, ...] to the surviving beams parent [B, new_beams];
+    a segment shared by every beam (beam axis 1) stays shared."""
+    if segment.size(1) == 1:
+        return segment
+    rows = (parent + torch.arange(parent.size(0), device=parent.device).unsqueeze(1) * segment.size(1)).view(-1)
+    return segment.flatten(0, 1).index_select(0, rows).unflatten(0, parent.shape)
 
 
 def build_trie(codes, vocab):
@@ -533,7 +542,7 @@ class EAGER(SequentialRecommender):
             parent, token = index // vocab, index % vocab
             states = decoder.trie(level)[parents.gather(1, parent), token]
             if level + 1 < decoder.depth:
-                caches = [tuple(_select_beams(t, parent) for t in cache) for cache in caches]
+                caches = [[tuple(_select_beams(t, parent) for t in segment) for segment in cache] for cache in caches]
                 tokens = decoder.token_ids(token, states.clamp(min=0), level).view(-1)
         items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
         return items, scores
