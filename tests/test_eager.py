@@ -355,6 +355,23 @@ def test_full_sort_in_chunks_matches_one_pass(fake_codes, tiny_config, merge_rul
         torch.testing.assert_close(model.full_sort_predict(interaction), whole)
 
 
+def test_full_sort_scores_follow_their_users_in_any_order(fake_codes, tiny_config):
+    """Users are searched in order of history length, histories cut after their last item."""
+    _, model, _, test_data = build(tiny_config)
+    model.eval()
+    interaction = first_batch(test_data)
+    lengths = (interaction[model.ITEM_SEQ] != 0).sum(dim=1)
+    assert lengths.max() < interaction[model.ITEM_SEQ].size(1) and lengths.unique().numel() > 1  # cuts happen
+    model.search_chunk_size = 2
+    permutation = torch.randperm(interaction.length, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+        torch.testing.assert_close(model.full_sort_predict(interaction[permutation]), scores[permutation])
+        memory, valid = model.encode(interaction[model.ITEM_SEQ][:1])  # one user, the whole padded history
+        items, log_probs = model.beam_search("behavior", memory, valid, model.beam_size)
+        assert torch.equal(scores[0, items[0]] >= log_probs[0] - 1e-5, torch.ones_like(items[0], dtype=torch.bool))
+
+
 def test_search_chunk_size_value_is_checked(fake_codes, tiny_config):
     with pytest.raises(ValueError, match="search_chunk_size=0"):
         build(tiny_config, search_chunk_size=0)

@@ -551,14 +551,23 @@ class EAGER(SequentialRecommender):
         return self.streams if self.merge_rule in MERGE_RULES else [self.merge_rule]
 
     def full_sort_predict(self, interaction):
-        """Scores [B, n_items] (module docstring), searched ``search_chunk_size`` users at a time."""
+        """Scores [B, n_items] (module docstring), searched ``search_chunk_size`` users at a time.
+
+        Users are taken in order of history length and each chunk's histories are cut after
+        their last item, so the encoder and cross-attention skip most of the padding (Beauty's
+        test histories average 7.9 of 20); the result does not depend on the order.
+        """
         item_seq = interaction[self.ITEM_SEQ]
+        occupied = item_seq != 0
+        order = occupied.sum(dim=1).argsort(stable=True)
         scores = torch.full((item_seq.size(0), self.n_items), float("-inf"), device=item_seq.device)
         with self.autocast():
-            for start in range(0, item_seq.size(0), self.search_chunk_size):
-                rows = slice(start, start + self.search_chunk_size)
-                items, log_probs = self._candidates(item_seq[rows])
-                scores[rows].scatter_reduce_(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
+            for rows in order.split(self.search_chunk_size):
+                columns = occupied[rows].any(dim=0).nonzero()
+                width = int(columns[-1]) + 1 if len(columns) else 1
+                items, log_probs = self._candidates(item_seq[rows, :width])
+                flat = (rows.unsqueeze(1) * self.n_items + items).view(-1)
+                scores.view(-1).scatter_reduce_(0, flat, log_probs.view(-1), reduce="amax")  # an item in both streams keeps its best
         scores[:, 0] = float("-inf")
         return scores
 
