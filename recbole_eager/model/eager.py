@@ -45,7 +45,18 @@ def attention(q, k, v, mask=None, causal=False):
         mask = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1, dtype=torch.float).to(v.dtype) @ v
+    return _softmax(scores).to(v.dtype) @ v
+
+
+def _softmax(scores):
+    """Float32 softmax over the last axis. In inference on CPU, ``torch.softmax`` is 3-5x
+    slower than this below 16 entries (a decoding step's keys, a history cut short;
+    results/speed.md); in training its fused backward pass keeps it level."""
+    if scores.is_cuda or scores.size(-1) >= 16 or scores.requires_grad:
+        return torch.softmax(scores, dim=-1, dtype=torch.float)
+    scores = scores.float()
+    weights = (scores - scores.amax(-1, keepdim=True)).exp_()
+    return weights / weights.sum(-1, keepdim=True)
 
 
 def decode_attention(q, segments):
@@ -54,8 +65,7 @@ def decode_attention(q, segments):
     values) pairs [B, beams or 1, heads, t, d], where 1 means shared by every beam of a user
     (positions decoded before the beams split), so beams never copy them."""
     scores = torch.cat([(q * k).sum(-1) for k, _ in segments], dim=-1).float() * q.size(-1) ** -0.5
-    weights = (scores - scores.amax(-1, keepdim=True)).exp_()  # at most depth + 1 keys: 4x faster than torch.softmax on CPU
-    weights = (weights / weights.sum(-1, keepdim=True)).to(q.dtype).unsqueeze(-1)
+    weights = _softmax(scores).to(q.dtype).unsqueeze(-1)
     parts = [w * v for w, (_, v) in zip(weights.split([k.size(-2) for k, _ in segments], dim=-2), segments)]
     return functools.reduce(torch.add, [p if p.size(-2) == 1 else p.sum(-2, keepdim=True) for p in parts])  # CPU sums over an axis of 1 are slow
 
