@@ -258,14 +258,15 @@ class StreamDecoder(nn.Module):
         order = group_of_row.argsort()
         rows = hidden[order].split(torch.bincount(group_of_row, minlength=groups.numel()).tolist())
         values = torch.cat([(r @ blocks[g].T).flatten() for r, g in zip(rows, groups.tolist())])
+        # values are row-major over the sorted rows; value e of row r is child e + shift[r] of the level
         count = getattr(self, f"child_count_{level}")
         n_children = count[parent[order]]
-        row_of_value = torch.repeat_interleave(n_children)  # values are row-major over the sorted rows
-        block_start = (count.cumsum(0) - count)[parent[order]]
-        within = torch.arange(row_of_value.numel(), device=parent.device) - (n_children.cumsum(0) - n_children)[row_of_value]
-        digits = getattr(self, f"child_digits_{level}")[block_start[row_of_value] + within]
+        shift = (count.cumsum(0) - count)[parent[order]] - (n_children.cumsum(0) - n_children)
+        child = torch.arange(values.numel(), device=parent.device) + shift.repeat_interleave(n_children)
+        flat = (order * self.vocab).repeat_interleave(n_children) + getattr(self, f"child_digits_{level}")[child]
         logits = hidden.new_full((hidden.size(0), self.vocab), float("-inf"))
-        return logits.index_put_((order[row_of_value], digits), values)
+        logits.view(-1).index_put_((flat,), values)
+        return logits
 
     def _gathered_child_logits(self, hidden, level, children):
         """Node-token logits by one gather and one batched matmul: no host sync and no
@@ -545,7 +546,7 @@ class EAGER(SequentialRecommender):
         for level in range(decoder.depth):
             beams, parents = states.size(1), states.clamp(min=0)
             log_probs, caches = decoder.step(tokens, level, parents.view(-1), caches, memory_kvs, memory_mask)
-            candidates = (scores.unsqueeze(-1) + log_probs.view(batch, beams, vocab)).view(batch, -1)
+            candidates = log_probs.view(batch, beams, vocab).add_(scores.unsqueeze(-1)).view(batch, -1)
             if not decoder.node_tokens:  # node tokens: child_logits already gave non-children -inf
                 candidates = candidates.masked_fill(decoder.trie(level)[parents].view(batch, -1) < 0, float("-inf"))
             scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
