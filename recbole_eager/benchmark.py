@@ -52,6 +52,15 @@ def hardware():
     return f"CPU: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
+SPEED_ENVIRONMENT = ("MALLOC_", "OMP_", "MKL_", "KMP_", "GOMP_", "LD_PRELOAD")
+
+
+def speed_environment():
+    """Environment variables that change CPU speed (allocator, thread pools, preloaded
+    libraries), so a record says what its seconds ran under."""
+    return {name: value for name, value in sorted(os.environ.items()) if name.startswith(SPEED_ENVIRONMENT)}
+
+
 def read_paper_table(path, dataset):
     """``{model: {metric: value}}`` from the paper's Markdown table (rows: dataset, metric)."""
     if not path or not os.path.isfile(path) or dataset not in PAPER_DATASETS:
@@ -95,6 +104,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         "overrides": overrides,
         "commit": commit,
         "hardware": hardware(),
+        "environment": speed_environment(),
         "epochs": result["epochs"],
         "epoch_cap": result["config"].get("epochs"),
         "stopping_step": result["config"].get("stopping_step"),

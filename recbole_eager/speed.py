@@ -20,7 +20,7 @@ import torch
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
-from recbole_eager.benchmark import git_commit, hardware, parse_overrides, run_name
+from recbole_eager.benchmark import git_commit, hardware, parse_overrides, run_name, speed_environment
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.quick_start import build_model
@@ -109,6 +109,7 @@ def main(argv=None):
         "command": command,
         "commit": commit,
         "hardware": hardware(),
+        "environment": speed_environment(),
         "train_batches_per_epoch": len(train_data),
         "test_batches": len(test_data),
         "train_batch_size": first["train_batch_size"],

@@ -148,7 +148,7 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     for key in ("model", "dataset", "test_result", "best_valid_result", "command", "commit", "hardware",
                 "epochs", "seconds_per_epoch", "wall_seconds"):
         assert key in record
-    assert record["epochs"] == 1 and "ndcg@10" in record["test_result"]
+    assert record["epochs"] == 1 and "ndcg@10" in record["test_result"] and isinstance(record["environment"], dict)
     table = (results / "eager-tiny.md").read_text()
     assert "| GRU4Rec | ours |" in table and "| SASRec | ours |" in table
     sasrec_row = next(line for line in table.splitlines() if line.startswith("| SASRec | ours |")).split(" | ")
@@ -187,6 +187,15 @@ def test_benchmark_commit_dirty_only_for_code(tmp_path, monkeypatch):
     assert benchmark.git_commit() == head + "-dirty"
     monkeypatch.setenv("RECBOLE_EAGER_COMMIT", "abc1234")  # a copy on a GPU machine names its commit
     assert benchmark.git_commit() == "abc1234"
+
+
+def test_records_name_the_environment_that_changes_speed(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4294967296")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("RECBOLE_EAGER_DATA", "/data")
+    environment = benchmark.speed_environment()
+    assert environment["MALLOC_TRIM_THRESHOLD_"] == "4294967296" and environment["OMP_NUM_THREADS"] == "1"
+    assert "RECBOLE_EAGER_DATA" not in environment
 
 
 def test_paper_table_parsing(tmp_path):
