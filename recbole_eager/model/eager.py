@@ -199,10 +199,12 @@ class StreamDecoder(nn.Module):
         for level, table in enumerate(tries):
             self.register_buffer(f"trie_{level}", table, persistent=False)
             present = table >= 0  # row-major: children sorted by (prefix, digit)
+            count = present.sum(1)
             self.register_buffer(f"children_{level}", table[present], persistent=False)
             self.register_buffer(f"child_digits_{level}", present.nonzero()[:, 1], persistent=False)
-            self.register_buffer(f"child_count_{level}", present.sum(1), persistent=False)
-            self.child_counts.append(present.sum(1).tolist())
+            self.register_buffer(f"child_count_{level}", count, persistent=False)
+            self.register_buffer(f"child_start_{level}", count.cumsum(0) - count, persistent=False)
+            self.child_counts.append(count.tolist())
         self.register_buffer("item_states", _walk_trie(codes, tries), persistent=False)
         sizes = torch.tensor([int(t.max()) + 1 if self.node_tokens else self.vocab for t in tries])
         self.register_buffer("level_size", sizes, persistent=False)
@@ -259,9 +261,9 @@ class StreamDecoder(nn.Module):
         rows = hidden[order].split(torch.bincount(group_of_row, minlength=groups.numel()).tolist())
         values = torch.cat([(r @ blocks[g].T).flatten() for r, g in zip(rows, groups.tolist())])
         # values are row-major over the sorted rows; value e of row r is child e + shift[r] of the level
-        count = getattr(self, f"child_count_{level}")
-        n_children = count[parent[order]]
-        shift = (count.cumsum(0) - count)[parent[order]] - (n_children.cumsum(0) - n_children)
+        sorted_parent = parent[order]
+        n_children = getattr(self, f"child_count_{level}")[sorted_parent]
+        shift = getattr(self, f"child_start_{level}")[sorted_parent] - (n_children.cumsum(0) - n_children)
         child = torch.arange(values.numel(), device=parent.device) + shift.repeat_interleave(n_children)
         flat = (order * self.vocab).repeat_interleave(n_children) + getattr(self, f"child_digits_{level}")[child]
         logits = hidden.new_full((hidden.size(0), self.vocab), float("-inf"))
