@@ -214,6 +214,25 @@ def test_beam_search_matches_exhaustive_ranking(fake_codes, tiny_config, code_to
 
 
 @pytest.mark.parametrize("code_tokens", ["level", "node"])
+def test_prefix_self_attention_equals_a_causal_pass_over_every_code(fake_codes, tiny_config, code_tokens):
+    """The beam search's per-prefix table holds what the first layer's self-attention gives
+    each item's code prefix when the code is decoded in one causal pass."""
+    _, model, _, _ = build(tiny_config, code_tokens=code_tokens)
+    model.eval()
+    decoder = model.decoders["behavior"]
+    items = torch.arange(1, model.n_items)
+    states = decoder.item_states[items]
+    tokens = torch.cat([torch.full((len(items), 1), decoder.bos), decoder.token_ids(model.behavior_codes[items], states)], 1)
+    with torch.no_grad():
+        table = decoder.prefix_self_attention()
+        full, _ = decoder.transformer.layers[0].self_attend(decoder.embed(tokens[:, :-1]), len(items), causal=True)
+    assert [t.shape for t in table] == [(n, 1, model.hidden_size) for n in [1] + [len(states[:, t].unique()) for t in range(2)]]
+    for level in range(decoder.depth):
+        prefix = states[:, level - 1] if level else torch.zeros_like(items)
+        torch.testing.assert_close(table[level][prefix, 0], full[:, level])
+
+
+@pytest.mark.parametrize("code_tokens", ["level", "node"])
 def test_full_sort_predict_contract(fake_codes, tiny_config, code_tokens):
     config, model, _, test_data = build(tiny_config, code_tokens=code_tokens)
     model.eval()

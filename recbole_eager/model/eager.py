@@ -121,26 +121,30 @@ class CodeTransformerLayer(nn.Module):
     def _merge(self, x):  # [N, heads, T, d] -> [N, T, heads * d]
         return x.transpose(1, 2).reshape(x.size(0), x.size(2), -1)
 
-    def forward(self, x, memory_kv, memory_mask, causal, cache=None):
-        """x: [B * beams, T, H]; memory_kv: ([B, heads, S, d],) * 2; memory_mask: [B, 1, 1, S] (True = attend).
+    def forward(self, x, memory_kv, memory_mask, causal):
+        """x: [B * beams, T, H]; memory_kv: ([B, heads, S, d],) * 2; memory_mask: [B, 1, 1, S] (True = attend)."""
+        return self.attend_memory(self.self_attend(x, memory_kv[0].size(0), causal)[0], memory_kv, memory_mask)
 
-        With ``cache`` (the ``decode_attention`` segments of earlier positions; ``None`` or empty
-        at the first step), x holds only the newest position. Returns the output and the
-        segments extended by x's keys and values.
-        """
-        batch, beams, length = memory_kv[0].size(0), x.size(0) // memory_kv[0].size(0), x.size(1)
-        q, k, v = (t.unflatten(0, (batch, beams)) for t in self._heads_qkv(self.norms[0](x)))
+    def self_attend(self, x, batch, causal, cache=None):
+        """Self-attention sublayer over code tokens (it never sees the memory). With ``cache``
+        (the ``decode_attention`` segments of earlier positions; ``None`` or empty at the first
+        step), x holds only the newest position. Returns x and the segments extended by its
+        keys and values."""
+        q, k, v = (t.unflatten(0, (batch, x.size(0) // batch)) for t in self._heads_qkv(self.norms[0](x)))
         segments = (cache or []) + [(k, v)]
         if cache:
             attn = decode_attention(q, segments).flatten(0, 1)
         else:
             attn = attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), causal=causal)
-        x = x + self.dropout(self.self_out(self._merge(attn)))
+        return x + self.dropout(self.self_out(self._merge(attn))), segments
 
-        q = self._heads(self.cross_q(self.norms[1](x)).reshape(batch, beams * length, -1))
+    def attend_memory(self, x, memory_kv, memory_mask):
+        """Cross-attention to the memory, then the FFN."""
+        batch, length = memory_kv[0].size(0), x.size(1)
+        q = self._heads(self.cross_q(self.norms[1](x)).reshape(batch, -1, x.size(-1)))
         attn = attention(q, *memory_kv, mask=memory_mask)
-        x = x + self.dropout(self.cross_out(self._merge(attn).reshape(batch * beams, length, -1)))
-        return x + self.dropout(self.ffn(self.norms[2](x))), segments
+        x = x + self.dropout(self.cross_out(self._merge(attn).reshape(x.size(0), length, -1)))
+        return x + self.dropout(self.ffn(self.norms[2](x)))
 
     def _heads_qkv(self, x):
         return [self._heads(t) for t in self.qkv(x).chunk(3, dim=-1)]
@@ -171,13 +175,22 @@ class CodeTransformer(nn.Module):
             kvs.append(tuple(layer._heads(t).contiguous() for t in kv.chunk(2, dim=-1)))  # matmuls read them as is, every step
         return kvs
 
-    def forward(self, x, memory_kvs, memory_mask, causal, caches=None):
-        """Returns the final states, and the per-layer self-attention caches when ``caches`` is given."""
+    def forward(self, x, memory_kvs, memory_mask, causal):
+        for layer, kv in zip(self.layers, memory_kvs):
+            x = layer(x, kv, memory_mask, causal)
+        return self.final_norm(x)
+
+    def decode(self, x, memory_kvs, memory_mask, caches):
+        """One decoding step from x [B * beams, 1, H], the newest position already through the
+        first layer's self-attention (``StreamDecoder.prefix_self_attention``); ``caches`` hold the later
+        layers' segments. Returns the final states and the new caches."""
+        x = self.layers[0].attend_memory(x, memory_kvs[0], memory_mask)
         new_caches = []
-        for i, (layer, kv) in enumerate(zip(self.layers, memory_kvs)):
-            x, cache = layer(x, kv, memory_mask, causal, None if caches is None else caches[i])
+        for layer, kv, cache in zip(self.layers[1:], memory_kvs[1:], caches):
+            x, cache = layer.self_attend(x, kv[0].size(0), True, cache)
+            x = layer.attend_memory(x, kv, memory_mask)
             new_caches.append(cache)
-        return (self.final_norm(x), new_caches) if caches is not None else self.final_norm(x)
+        return self.final_norm(x), new_caches
 
 
 class StreamDecoder(nn.Module):
@@ -226,10 +239,9 @@ class StreamDecoder(nn.Module):
         """Index of a code token within its level: the trie state (node) or the digit (level)."""
         return states if self.node_tokens else codes
 
-    def token_ids(self, codes, states, levels=slice(None)):
-        """Token ids of code digits whose prefixes are the trie ``states`` (same shape), at
-        ``levels`` (the last axis by default holds every level)."""
-        return self.level_offset[levels] + self.level_index(codes, states)
+    def token_ids(self, codes, states):
+        """Token ids of code digits [..., L] whose prefixes are the trie ``states`` (same shape)."""
+        return self.level_offset + self.level_index(codes, states)
 
     def child_logits(self, hidden, level, parent):
         """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N].
@@ -295,13 +307,37 @@ class StreamDecoder(nn.Module):
         logits = torch.stack([self.child_logits(hidden[:, t], t, parents[:, t]) for t in range(self.depth)], dim=1)
         return logits, (hidden[:, -1] if summary else None)
 
-    def step(self, token_ids, position, parent, caches, memory_kvs, memory_mask):
-        """One decoding step with cached keys/values: token_ids and prefix states ``parent``
-        [B * beams] at ``position`` -> log-probs of the next digit [B * beams, vocab], new caches."""
-        x = (self.token_embedding(token_ids) + self.position_embedding.weight[position]).unsqueeze(1)
+    def prefix_self_attention(self):
+        """The first layer's self-attention output at the newest position of every code prefix,
+        per level ``t``: [n_prefixes_t, 1, H] (level 0: BOS alone). It depends on the prefix
+        only, never on the user, so the beam search looks it up instead of computing it per
+        beam and user. Decoded like a beam search whose beams are all prefixes at once."""
+        layer = self.transformer.layers[0]
+        x, segments = layer.self_attend(self._step_input(self.bos, 0).view(1, 1, -1), 1, causal=True)
+        outputs = [x]
+        for level in range(1, self.depth):
+            table = self.trie(level - 1)
+            parent, digit = (table >= 0).nonzero().unbind(1)
+            state = table[parent, digit]
+            order = state.argsort()  # rows by prefix state
+            parent, digit, state = parent[order], digit[order], state[order]
+            cache = [tuple(_select_beams(t, parent.unsqueeze(0)) for t in segment) for segment in segments]
+            token_ids = self.level_offset[level - 1] + (state if self.node_tokens else digit)
+            x, segments = layer.self_attend(self._step_input(token_ids, level).unsqueeze(1), 1, True, cache)
+            outputs.append(x)
+        return outputs
+
+    def _step_input(self, token_ids, position):
+        x = self.token_embedding.weight[token_ids] + self.position_embedding.weight[position]
         if torch.is_autocast_enabled(x.device.type):  # inference: the residual stream in bfloat16 too
             x = x.to(torch.get_autocast_dtype(x.device.type))
-        hidden, caches = self.transformer(x, memory_kvs, memory_mask, causal=True, caches=caches)
+        return x
+
+    def step(self, attended, position, parent, caches, memory_kvs, memory_mask):
+        """One decoding step of the beams whose prefix states at ``position`` are ``parent``
+        [B * beams] (``attended``: ``self.prefix_self_attention()``) -> log-probs of the next digit
+        [B * beams, vocab] and the later layers' new caches."""
+        hidden, caches = self.transformer.decode(attended[position][parent], memory_kvs, memory_mask, caches)
         return torch.log_softmax(self.child_logits(hidden[:, -1], position, parent), dim=-1), caches
 
 
@@ -541,13 +577,13 @@ class EAGER(SequentialRecommender):
             memory_kvs = decoder.transformer.memory_kv(memory, valid)
         memory_mask = valid[:, None, None, :]
         batch, vocab = memory.size(0), decoder.vocab
-        tokens = memory.new_full((batch,), decoder.bos, dtype=torch.long)
-        caches = [None] * len(memory_kvs)
+        attended = decoder.prefix_self_attention()
+        caches = [None] * (len(memory_kvs) - 1)
         states = memory.new_zeros((batch, 1), dtype=torch.long)
         scores = memory.new_zeros((batch, 1), dtype=torch.float)
         for level in range(decoder.depth):
             beams, parents = states.size(1), states.clamp(min=0)
-            log_probs, caches = decoder.step(tokens, level, parents.view(-1), caches, memory_kvs, memory_mask)
+            log_probs, caches = decoder.step(attended, level, parents.view(-1), caches, memory_kvs, memory_mask)
             candidates = log_probs.view(batch, beams, vocab).add_(scores.unsqueeze(-1)).view(batch, -1)
             if not decoder.node_tokens:  # node tokens: child_logits already gave non-children -inf
                 candidates = candidates.masked_fill(decoder.trie(level)[parents].view(batch, -1) < 0, float("-inf"))
@@ -556,7 +592,6 @@ class EAGER(SequentialRecommender):
             states = decoder.trie(level)[parents.gather(1, parent), token]
             if level + 1 < decoder.depth:
                 caches = [[tuple(_select_beams(t, parent) for t in segment) for segment in cache] for cache in caches]
-                tokens = decoder.token_ids(token, states.clamp(min=0), level).view(-1)
         items = states.clamp(min=0).masked_fill(torch.isinf(scores), 0)
         return items, scores
 
