@@ -181,9 +181,9 @@ class CodeTransformer(nn.Module):
         return self.final_norm(x)
 
     def decode(self, x, memory_kvs, memory_mask, caches):
-        """One decoding step from x [B * beams, 1, H], the newest position already through the
-        first layer's self-attention (``StreamDecoder.prefix_self_attention``); ``caches`` hold the later
-        layers' segments. Returns the final states and the new caches."""
+        """One decoding step from x [B * beams, 1, H]: the newest position, already through the
+        first layer's self-attention (``StreamDecoder.prefix_self_attention``). ``caches`` hold
+        the later layers' segments. Returns the final states and the new caches."""
         x = self.layers[0].attend_memory(x, memory_kvs[0], memory_mask)
         new_caches = []
         for layer, kv, cache in zip(self.layers[1:], memory_kvs[1:], caches):
