@@ -213,8 +213,10 @@ class StreamDecoder(nn.Module):
             self.register_buffer(f"trie_{level}", table, persistent=False)
             present = table >= 0  # row-major: children sorted by (prefix, digit)
             count = present.sum(1)
+            parents, digits = present.nonzero().unbind(1)
             self.register_buffer(f"children_{level}", table[present], persistent=False)
-            self.register_buffer(f"child_digits_{level}", present.nonzero()[:, 1], persistent=False)
+            self.register_buffer(f"child_parents_{level}", parents, persistent=False)
+            self.register_buffer(f"child_digits_{level}", digits, persistent=False)
             self.register_buffer(f"child_count_{level}", count, persistent=False)
             self.register_buffer(f"child_start_{level}", count.cumsum(0) - count, persistent=False)
             self.child_counts.append(count.tolist())
@@ -315,14 +317,11 @@ class StreamDecoder(nn.Module):
         layer = self.transformer.layers[0]
         x, segments = layer.self_attend(self._step_input(self.bos, 0).view(1, 1, -1), 1, causal=True)
         outputs = [x]
-        for level in range(1, self.depth):
-            table = self.trie(level - 1)
-            parent, digit = (table >= 0).nonzero().unbind(1)
-            state = table[parent, digit]
-            order = state.argsort()  # rows by prefix state
-            parent, digit, state = parent[order], digit[order], state[order]
+        for level in range(1, self.depth):  # a level's prefixes, in (parent, digit) order, are its states 0, 1, ... (build_trie)
+            parent = getattr(self, f"child_parents_{level - 1}")
             cache = [tuple(_select_beams(t, parent.unsqueeze(0)) for t in segment) for segment in segments]
-            token_ids = self.level_offset[level - 1] + (state if self.node_tokens else digit)
+            digits, states = getattr(self, f"child_digits_{level - 1}"), getattr(self, f"children_{level - 1}")
+            token_ids = self.level_offset[level - 1] + self.level_index(digits, states)
             x, segments = layer.self_attend(self._step_input(token_ids, level).unsqueeze(1), 1, True, cache)
             outputs.append(x)
         return outputs
@@ -354,7 +353,8 @@ def build_trie(codes, vocab):
     """Dense prefix trie over the codes of items 1..n-1.
 
     Returns one LongTensor per level ``t``: ``[n_prefixes_t, vocab]`` holding the index of
-    the extended prefix (``-1`` if no item has it); at the last level, the item id.
+    the extended prefix (``-1`` if no item has it); at the last level, the item id. Prefixes
+    are numbered in lexicographic order, so in (parent, digit) order.
     """
     real = codes[1:]
     item_ids = torch.arange(1, codes.size(0), device=codes.device)
