@@ -565,9 +565,10 @@ class EAGER(SequentialRecommender):
         return losses
 
     @torch.no_grad()
-    def beam_search(self, stream, memory, valid, beam_size, memory_kvs=None):
+    def beam_search(self, stream, memory, valid, beam_size, memory_kvs=None, attended=None):
         """Trie-constrained beam search over one stream's codes, batched over users
-        (``memory_kvs``: that decoder's keys/values of the memory, if the caller has them).
+        (``memory_kvs``: that decoder's keys/values of the memory; ``attended``: its
+        ``prefix_self_attention()``; each if the caller has them).
 
         Returns item ids [B, beam_size] sorted by code log-probability (descending) and
         those log-probabilities; slots without a valid code hold item 0 and ``-inf``.
@@ -577,7 +578,8 @@ class EAGER(SequentialRecommender):
             memory_kvs = decoder.transformer.memory_kv(memory, valid)
         memory_mask = valid[:, None, None, :]
         batch, vocab = memory.size(0), decoder.vocab
-        attended = decoder.prefix_self_attention()
+        if attended is None:
+            attended = decoder.prefix_self_attention()
         caches = [None] * (len(memory_kvs) - 1)
         states = memory.new_zeros((batch, 1), dtype=torch.long)
         scores = memory.new_zeros((batch, 1), dtype=torch.float)
@@ -610,20 +612,22 @@ class EAGER(SequentialRecommender):
         order = occupied.sum(dim=1).argsort(stable=True)
         scores = torch.full((item_seq.size(0), self.n_items), float("-inf"), device=item_seq.device)
         with self.autocast():
+            attended = {stream: self.decoders[stream].prefix_self_attention() for stream in self._merged_streams()}
             for rows in order.split(self.search_chunk_size):
                 columns = occupied[rows].any(dim=0).nonzero()
                 width = int(columns[-1]) + 1 if len(columns) else 1
-                items, log_probs = self._candidates(item_seq[rows, :width])
+                items, log_probs = self._candidates(item_seq[rows, :width], attended)
                 flat = (rows.unsqueeze(1) * self.n_items + items).view(-1)
                 scores.view(-1).scatter_reduce_(0, flat, log_probs.view(-1), reduce="amax")  # an item in both streams keeps its best
         scores[:, 0] = float("-inf")
         return scores
 
-    def _candidates(self, item_seq):
-        """Every merged stream's beams: item ids [B, streams * beam_size] and their scores."""
+    def _candidates(self, item_seq, attended):
+        """Every merged stream's beams: item ids [B, streams * beam_size] and their scores
+        (``attended``: each merged stream's ``prefix_self_attention()``)."""
         memory, valid = self.encode(item_seq)
-        kvs = {stream: self.decoders[stream].transformer.memory_kv(memory, valid) for stream in self._merged_streams()}
-        found = [self.beam_search(stream, memory, valid, self.beam_size, kvs[stream]) for stream in kvs]
+        kvs = {stream: self.decoders[stream].transformer.memory_kv(memory, valid) for stream in attended}
+        found = [self.beam_search(stream, memory, valid, self.beam_size, kvs[stream], attended[stream]) for stream in kvs]
         if self.merge_rule == "joint":  # a beam's own score is its stream's term; the other streams score it by teacher forcing
             found = [(f_items, f_scores + sum(
                 self.code_log_prob(other, memory, valid, f_items, kvs[other]) for other in self.streams if other != stream
