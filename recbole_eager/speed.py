@@ -6,7 +6,10 @@ The batches are split in two halves; each model runs the first half as one block
 the second half in reverse model order (A B B A), so a drift in the machine's load hits
 all models alike. The first step of every block is repeated untimed (warm-up).
 Per-epoch and per-test-pass seconds are extrapolated from the mean step / batch times
-and the number of batches. Writes ``results/speed/<dataset>-<models>[-<tag>].json``.
+and the number of batches. After the timing, the same batches run once more under
+PyTorch's FLOP counter, which counts matmuls and attention (forward and backward): the
+arithmetic each model needs, to set against its seconds.
+Writes ``results/speed/<dataset>-<models>[-<tag>].json``.
 """
 import argparse
 import contextlib
@@ -17,6 +20,8 @@ import sys
 import time
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
@@ -38,6 +43,15 @@ def train_step(model, optimizer, batch):
     losses = model.calculate_loss(batch)
     (sum(losses) if isinstance(losses, tuple) else losses).backward()
     optimizer.step()
+
+
+def count_flops(fn):
+    """Floating-point operations of the matmuls and attention ``fn()`` runs. Attention takes
+    PyTorch's math kernel here: the counter has no formula for the fused CPU kernel."""
+    counter = FlopCounterMode(display=False)
+    with counter, sdpa_kernel(SDPBackend.MATH):
+        fn()
+    return counter.get_total_flops()
 
 
 def precision_context(model, autocast_baselines):
@@ -100,8 +114,12 @@ def main(argv=None):
         with torch.no_grad(), precision_context(models[m], args.autocast_baselines):
             return timed(lambda: models[m].full_sort_predict(batch[0]))
 
-    step_seconds = timed_blocks(args.models, list(itertools.islice(train_data, args.train_steps)), train)
-    eval_seconds = timed_blocks(args.models, list(itertools.islice(test_data, args.eval_batches)), evaluate)
+    train_batches = list(itertools.islice(train_data, args.train_steps))
+    eval_batches = list(itertools.islice(test_data, args.eval_batches))
+    step_seconds = timed_blocks(args.models, train_batches, train)
+    eval_seconds = timed_blocks(args.models, eval_batches, evaluate)
+    step_gflop = {m: [count_flops(lambda: train(m, batch)) / 1e9 for batch in train_batches] for m in args.models}
+    eval_gflop = {m: [count_flops(lambda: evaluate(m, batch)) / 1e9 for batch in eval_batches] for m in args.models}
 
     mean = lambda xs: sum(xs) / len(xs)
     report = {
@@ -125,6 +143,10 @@ def main(argv=None):
                 "eval_batch_seconds_mean": mean(eval_seconds[m]),
                 "epoch_seconds_estimate": mean(step_seconds[m]) * len(train_data),
                 "test_pass_seconds_estimate": mean(eval_seconds[m]) * len(test_data),
+                "train_step_gflop_mean": mean(step_gflop[m]),
+                "eval_batch_gflop_mean": mean(eval_gflop[m]),
+                "train_gflops_achieved": sum(step_gflop[m]) / sum(step_seconds[m]),
+                "eval_gflops_achieved": sum(eval_gflop[m]) / sum(eval_seconds[m]),
                 "train_steps_timed": len(step_seconds[m]),
                 "eval_batches_timed": len(eval_seconds[m]),
             }
@@ -135,6 +157,8 @@ def main(argv=None):
     for m in args.models[:-1]:
         report["models"][m]["epoch_ratio_vs_" + base] = report["models"][m]["epoch_seconds_estimate"] / report["models"][base]["epoch_seconds_estimate"]
         report["models"][m]["test_ratio_vs_" + base] = report["models"][m]["test_pass_seconds_estimate"] / report["models"][base]["test_pass_seconds_estimate"]
+        report["models"][m]["train_flop_ratio_vs_" + base] = mean(step_gflop[m]) / mean(step_gflop[base])
+        report["models"][m]["eval_flop_ratio_vs_" + base] = mean(eval_gflop[m]) / mean(eval_gflop[base])
     atomic_write(os.path.join(args.results, run_name("-".join([args.dataset, *args.models]), args.tag) + ".json"), json.dumps(report, indent=2))
     print(json.dumps(report["models"], indent=2))
 

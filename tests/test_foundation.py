@@ -251,6 +251,18 @@ def test_speed_compares_models_on_the_same_batches(tmp_path, monkeypatch):
     assert gru["train_steps_timed"] == sas["train_steps_timed"] == 2 and gru["eval_batches_timed"] == 1
     assert gru["epoch_seconds_estimate"] == pytest.approx(gru["train_step_seconds_mean"] * report["train_batches_per_epoch"])
     assert gru["epoch_ratio_vs_SASRec"] == pytest.approx(gru["epoch_seconds_estimate"] / sas["epoch_seconds_estimate"])
+    assert gru["train_step_gflop_mean"] > 0 and sas["eval_batch_gflop_mean"] > 0
+    assert gru["train_flop_ratio_vs_SASRec"] == pytest.approx(gru["train_step_gflop_mean"] / sas["train_step_gflop_mean"])
+    assert sas["train_gflops_achieved"] == pytest.approx(sas["train_step_gflop_mean"] / sas["train_step_seconds_mean"])
+
+
+def test_flop_count_covers_matmuls_and_cpu_attention():
+    from recbole_eager.speed import count_flops
+
+    a, b = torch.randn(3, 5), torch.randn(5, 7)
+    assert count_flops(lambda: a @ b) == 2 * 3 * 5 * 7
+    q = torch.randn(1, 1, 4, 8)
+    assert count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q)) == 2 * (2 * 4 * 4 * 8)
 
 
 def test_speed_autocasts_only_recbole_models_and_only_when_asked():
