@@ -241,9 +241,10 @@ class StreamDecoder(nn.Module):
         """Index of a code token within its level: the trie state (node) or the digit (level)."""
         return states if self.node_tokens else codes
 
-    def token_ids(self, codes, states):
-        """Token ids of code digits [..., L] whose prefixes are the trie ``states`` (same shape)."""
-        return self.level_offset + self.level_index(codes, states)
+    def token_ids(self, codes, states, levels=slice(None)):
+        """Token ids of code digits whose prefixes are the trie ``states`` (same shape), at
+        ``levels`` (the last axis by default holds every level)."""
+        return self.level_offset[levels] + self.level_index(codes, states)
 
     def child_logits(self, hidden, level, parent):
         """Logits [N, vocab] of the level-``level`` digit after prefix state ``parent`` [N].
@@ -320,8 +321,7 @@ class StreamDecoder(nn.Module):
         for level in range(1, self.depth):  # a level's prefixes, in (parent, digit) order, are its states 0, 1, ... (build_trie)
             parent = getattr(self, f"child_parents_{level - 1}")
             cache = [tuple(_select_beams(t, parent.unsqueeze(0)) for t in segment) for segment in segments]
-            digits, states = getattr(self, f"child_digits_{level - 1}"), getattr(self, f"children_{level - 1}")
-            token_ids = self.level_offset[level - 1] + self.level_index(digits, states)
+            token_ids = self.token_ids(getattr(self, f"child_digits_{level - 1}"), getattr(self, f"children_{level - 1}"), level - 1)
             x, segments = layer.self_attend(self._step_input(token_ids, level).unsqueeze(1), 1, True, cache)
             outputs.append(x)
         return outputs
