@@ -47,7 +47,8 @@ def main(argv=None):
     args, rest = build_parser().parse_known_args(argv)
     saved_argv, sys.argv = sys.argv, sys.argv[:1]  # RecBole's Config reads sys.argv: the overrides go in as a config dict
     try:
-        from recbole_eager.tune import parse_overrides, run_hyper
+        from recbole_eager.config import parse_overrides
+        from recbole_eager.experiments.tune import run_hyper
 
         overrides = parse_overrides(rest)
         sweep = run_hyper(

@@ -8,6 +8,8 @@ setup(
     version="0.1.0",
     description="EAGER (KDD 2024) two-stream generative recommender as a RecBole plugin",
     packages=find_packages(include=["recbole_eager", "recbole_eager.*"]),
+    package_data={"recbole_eager": ["properties/*.yaml", "properties/*/*.yaml", "properties/hyper/*.hyper"]},
+    entry_points={"console_scripts": ["recbole-eager = recbole_eager.__main__:main"]},
     python_requires=">=3.9",
     install_requires=install_requires,
 )

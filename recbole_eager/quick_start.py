@@ -1,18 +1,18 @@
 """Train-and-evaluate entry points, as RecBole's ``quick_start`` but for plugin models."""
-import logging
 import os
 import sys
 import time
 from logging import getLogger
 
 import torch
+import yaml
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_eager.config import Config
+from recbole_eager.config import Config, check_config
 from recbole_eager.data import create_dataset
 from recbole_eager.trainer import TrainTimeBudgetReached, with_run_mixins
-from recbole_eager.utils import get_model, get_trainer, trusted_torch_load
+from recbole_eager.utils import PROPERTIES_DIR, get_model, get_trainer, trusted_torch_load
 
 
 def build_model(config, train_data, state_dict=None):
@@ -116,17 +116,13 @@ def _plain_config(config):
     return {k: v for k, v in config.final_config_dict.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
 
 
-def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
-    """One quiet training run for hyper-parameter search; returns ``run_recbole_eager``'s dict.
-
-    Unlike RecBole's, it reports nothing to Ray itself: the tuner reports once per epoch
-    through ``callback_fn`` and selects on validation only.
-    """
-    config_dict = dict(config_dict or {})
-    config_dict.setdefault("show_progress", False)
-    result = run_recbole_eager(config_file_list=config_file_list, config_dict=config_dict, saved=saved, callback_fn=callback_fn)
-    logging.getLogger().setLevel(logging.ERROR)
-    return result
+def add_new_defaults(config):
+    """Keys added to the model's YAML after a checkpoint was saved get their defaults."""
+    path = PROPERTIES_DIR / "model" / f"{config['model']}.yaml"
+    if path.is_file():
+        for key, value in yaml.safe_load(path.read_text()).items():
+            if key not in config:
+                config[key] = value
 
 
 def load_data_and_model(model_file, config_overrides=None):
@@ -139,8 +135,10 @@ def load_data_and_model(model_file, config_overrides=None):
         checkpoint = torch.load(model_file, map_location="cpu")
     config = checkpoint["config"]
     config.compatibility_settings()  # numpy aliases RecBole's metrics use; an unpickled Config skips its __init__
+    add_new_defaults(config)
     for key, value in (config_overrides or {}).items():
         config[key] = value
+    check_config(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)

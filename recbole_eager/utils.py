@@ -10,8 +10,9 @@ import torch
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROPERTIES_DIR = PROJECT_ROOT / "properties"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROPERTIES_DIR = PACKAGE_DIR / "properties"
+PROJECT_ROOT = PACKAGE_DIR.parent  # the checkout, when the package runs from one
 DATA_ENV_VAR = "RECBOLE_EAGER_DATA"
 
 
@@ -20,20 +21,24 @@ class RecBoleEagerError(Exception):
 
 
 def default_data_path():
-    """Folder holding one sub-folder per dataset: ``$RECBOLE_EAGER_DATA`` or ``dataset/``."""
-    return os.environ.get(DATA_ENV_VAR) or str(PROJECT_ROOT / "dataset")
+    """Folder holding one sub-folder per dataset: ``$RECBOLE_EAGER_DATA``, else the checkout's
+    ``dataset/`` (source installs), else ``dataset/`` in the working directory."""
+    checkout = PROJECT_ROOT / "dataset"
+    return os.environ.get(DATA_ENV_VAR) or str(checkout if (checkout / "make_tiny.py").is_file() else Path("dataset").resolve())
 
 
-def _local_model_module(model_name):
-    path = f"recbole_eager.model.{model_name.lower()}"
-    return importlib.import_module(path) if importlib.util.find_spec(path) else None
+# The plugin's models: name -> module in recbole_eager.model
+PLUGIN_MODELS = {"EAGER": "recbole_eager.model.eager"}
+
+
+def is_plugin_model(model_name):
+    return model_name in PLUGIN_MODELS
 
 
 def get_model(model_name):
-    """Model class by name: ``recbole_eager.model`` first, then RecBole's models."""
-    module = _local_model_module(model_name)
-    if module is not None:
-        return getattr(module, model_name)
+    """Model class by name: this plugin's models first, then RecBole's."""
+    if model_name in PLUGIN_MODELS:
+        return getattr(importlib.import_module(PLUGIN_MODELS[model_name]), model_name)
     anomaly_detection = torch.is_anomaly_enabled()
     try:
         return recbole_get_model(model_name)

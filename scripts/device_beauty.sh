@@ -24,7 +24,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.used,utilization.gpu --format=
 python3 -c "import torch, numpy, pandas, recbole; print('torch', torch.__version__, 'numpy', numpy.__version__, 'pandas', pandas.__version__, 'recbole', recbole.__version__, torch.cuda.get_device_name(0))"
 [[ $STAGES == *tests* ]] && timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_eager.py -k "cuda or gathered" 2>&1 | tee $OUT/pytest_cuda.log | tail -15
 COMMON="behavior_checkpoint=$PWD/.devcarry/SASRec-amazon-beauty-epoch48.pth code_cache_dir=/tmp/codes show_progress=False search_chunk_size=4096"
-BENCH="python3 -m recbole_eager.benchmark --dataset amazon-beauty --results $OUT/results"
+BENCH="python3 -m recbole_eager.experiments.benchmark --dataset amazon-beauty --results $OUT/results"
 if [[ $STAGES == *speed* ]]; then
   echo "== side by side, two epochs each (the first warms CUDA up), alone on the GPU: $(( $(date +%s) - START )) s"
   timeout 240 $BENCH --models SASRec EAGER --tag gpu-speed-2epochs --set epochs=2 $COMMON > /tmp/speed.log 2>&1

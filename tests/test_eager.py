@@ -12,7 +12,9 @@ from recbole.data import data_preparation
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.model import eager as eager_module
-from recbole_eager.model.eager import EAGER, build_trie
+from recbole_eager.model.beam_search import beam_search
+from recbole_eager.model.eager import EAGER
+from recbole_eager.model.trie import build_trie
 from recbole_eager.quick_start import load_data_and_model, run_recbole_eager
 
 K = 5  # tokens per level; END = K
@@ -54,6 +56,18 @@ def build(tiny_config, **overrides):
     return config, EAGER(config, train_data._dataset), train_data, test_data
 
 
+def search(model, stream, memory, valid, beam_size):
+    decoder = model.decoders[stream]
+    return beam_search(decoder, decoder.transformer.memory_kv(memory), valid[:, None, None, :], beam_size)
+
+
+def code_log_prob(model, stream, memory, valid, items):
+    """Teacher-forced log-probability of items [B] or [B, n] (row b against user b)."""
+    decoder = model.decoders[stream]
+    scores = decoder.log_prob(items.view(items.size(0), -1), decoder.transformer.memory_kv(memory), valid[:, None, None, :])
+    return scores.view_as(items)
+
+
 def first_batch(data):
     batch = next(iter(data))
     return batch[0] if isinstance(batch, tuple) else batch
@@ -79,54 +93,6 @@ def assert_losses_finite_and_decrease(model, batch):
     assert len(history[0]) == 6  # gen x2, con x2, recon, recog
     for first, last in zip(history[0], history[-1]):
         assert torch.isfinite(torch.tensor(first)) and last < first
-
-
-@pytest.mark.parametrize("causal, masked", [(False, False), (True, False), (False, True)])
-def test_bfloat16_attention_matches_fused_kernel(causal, masked):
-    q, k, v = (torch.randn(6, 4, 5 if causal else 3, 8) for _ in range(3))
-    mask = torch.rand(6, 1, 1, k.size(2)) < 0.6 if masked else None
-    if masked:
-        mask[..., 0] = True
-    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
-    got = eager_module.attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask=mask, causal=causal)
-    assert got.dtype == torch.bfloat16
-    torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.05)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_decode_attention_over_shared_and_per_beam_segments_matches_fused_kernel(dtype):
-    batch, beams, heads, d = 3, 5, 4, 8
-    q = torch.randn(batch, beams, heads, 1, d)
-    shared = [torch.randn(batch, 1, heads, 1, d) for _ in range(2)]  # keys/values decoded before the beams split
-    per_beam = [torch.randn(batch, beams, heads, 2, d) for _ in range(2)]
-    keys, values = (torch.cat([s.expand(-1, beams, -1, -1, -1), p], dim=3) for s, p in zip(shared, per_beam))
-    expected = torch.nn.functional.scaled_dot_product_attention(q, keys, values)
-    got = eager_module.decode_attention(q.to(dtype), [tuple(t.to(dtype) for t in shared), tuple(t.to(dtype) for t in per_beam)])
-    assert got.shape == expected.shape and got.dtype == dtype
-    tolerance = 0.05 if dtype == torch.bfloat16 else 1e-5
-    torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
-
-
-def test_fast_dropout_drops_p_scales_the_rest_and_repeats_with_the_seed():
-    dropout = eager_module.Dropout(0.1)
-    x = torch.ones(1000, 401, requires_grad=True)  # numel not a multiple of 4
-    torch.manual_seed(1)
-    y = dropout(x)
-    assert abs((y == 0).float().mean().item() - 0.1) < 0.003
-    kept = y[y != 0]
-    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - 6554)))
-    assert abs(y.mean().item() - 1) < 0.01
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, y.detach())  # the same mask and scale
-    torch.manual_seed(1)
-    assert torch.equal(dropout(x), y)
-    assert dropout.eval()(x) is x
-
-
-def test_eager_uses_fast_dropout_everywhere(fake_codes, tiny_config):
-    _, model, _, _ = build(tiny_config)
-    kinds = {type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout)}
-    assert kinds == {eager_module.Dropout}  # RecBole's encoder included
 
 
 def test_bfloat16_scores_stay_float32_and_close(fake_codes, tiny_config):
@@ -187,13 +153,13 @@ def test_beam_search_valid_distinct_sorted(fake_codes, tiny_config, code_tokens)
     interaction = first_batch(test_data)
     memory, mask = model.encode(interaction[model.ITEM_SEQ])
     for stream in model.streams:
-        items, scores = model.beam_search(stream, memory, mask, beam_size=20)
+        items, scores = search(model, stream, memory, mask, beam_size=20)
         assert items.shape == (memory.size(0), 20)
         assert (items > 0).all() and (items < model.n_items).all()
         assert all(len(set(row.tolist())) == 20 for row in items)
         assert (scores[:, :-1] >= scores[:, 1:]).all()
         # Each score is the teacher-forced log-probability of that item's code.
-        exact = model.code_log_prob(stream, memory[:1].expand(20, -1, -1), mask[:1].expand(20, -1), items[0])
+        exact = code_log_prob(model, stream, memory[:1].expand(20, -1, -1), mask[:1].expand(20, -1), items[0])
         torch.testing.assert_close(exact, scores[0], atol=1e-4, rtol=1e-4)
 
 
@@ -205,31 +171,12 @@ def test_beam_search_matches_exhaustive_ranking(fake_codes, tiny_config, code_to
     interaction = first_batch(test_data)
     memory, mask = model.encode(interaction[model.ITEM_SEQ][:3])
     n = model.n_items - 1
-    items, scores = model.beam_search("behavior", memory, mask, beam_size=n)
+    items, scores = search(model, "behavior", memory, mask, beam_size=n)
     for user in range(3):
         all_items = torch.arange(1, model.n_items)
-        exact = model.code_log_prob("behavior", memory[user : user + 1].expand(n, -1, -1), mask[user : user + 1].expand(n, -1), all_items)
+        exact = code_log_prob(model, "behavior", memory[user : user + 1].expand(n, -1, -1), mask[user : user + 1].expand(n, -1), all_items)
         order = exact.argsort(descending=True)
         assert items[user, :10].tolist() == all_items[order[:10]].tolist()
-
-
-@pytest.mark.parametrize("code_tokens", ["level", "node"])
-def test_prefix_self_attention_equals_a_causal_pass_over_every_code(fake_codes, tiny_config, code_tokens):
-    """The beam search's per-prefix table holds what the first layer's self-attention gives
-    each item's code prefix when the code is decoded in one causal pass."""
-    _, model, _, _ = build(tiny_config, code_tokens=code_tokens)
-    model.eval()
-    decoder = model.decoders["behavior"]
-    items = torch.arange(1, model.n_items)
-    states = decoder.item_states[items]
-    tokens = torch.cat([torch.full((len(items), 1), decoder.bos), decoder.token_ids(model.behavior_codes[items], states)], 1)
-    with torch.no_grad():
-        table = decoder.prefix_self_attention()
-        full, _ = decoder.transformer.layers[0].self_attend(decoder.embed(tokens[:, :-1]), len(items), causal=True)
-    assert [t.shape for t in table] == [(n, 1, model.hidden_size) for n in [1] + [len(states[:, t].unique()) for t in range(2)]]
-    for level in range(decoder.depth):
-        prefix = states[:, level - 1] if level else torch.zeros_like(items)
-        torch.testing.assert_close(table[level][prefix, 0], full[:, level])
 
 
 @pytest.mark.parametrize("code_tokens", ["level", "node"])
@@ -244,7 +191,7 @@ def test_full_sort_predict_contract(fake_codes, tiny_config, code_tokens):
     memory, mask = model.encode(interaction[model.ITEM_SEQ])
     best = torch.full_like(scores, float("-inf"))
     for stream in model.streams:
-        items, log_probs = model.beam_search(stream, memory, mask, model.beam_size)
+        items, log_probs = search(model, stream, memory, mask, model.beam_size)
         best.scatter_reduce_(1, items, log_probs, reduce="amax")
     best[:, 0] = float("-inf")
     torch.testing.assert_close(scores, best)
@@ -265,36 +212,16 @@ def test_node_tokens_score_only_children_with_one_token_per_item(fake_codes, tin
     codes = model.behavior_codes
     n_prefixes = [len({tuple(c[: t + 1].tolist()) for c in codes[1:]}) for t in range(codes.size(1))]
     assert n_prefixes[-1] == model.n_items - 1
-    assert decoder.level_size.tolist() == n_prefixes[:-1] + [model.n_items]  # last level: item ids
+    assert decoder.trie.level_size.tolist() == n_prefixes[:-1] + [model.n_items]  # last level: item ids
     assert decoder.token_embedding.num_embeddings == sum(n_prefixes[:-1]) + model.n_items + 2
     first_digits = sorted({c[0].item() for c in codes[1:]})
     items = [next(i for i in range(1, model.n_items) if codes[i, 0] == d) for d in first_digits]
-    parents = decoder.item_states[items, 0]  # one row per first-level prefix, in one grouped call
+    parents = decoder.trie.item_states[items, 0]  # one row per first-level prefix, in one grouped call
     logits = decoder.child_logits(torch.randn(len(items), model.hidden_size), 1, parents)
     for digit, row in zip(first_digits, logits):
         children = {c[1].item() for c in codes[1:] if c[0] == digit}
         assert set(torch.isfinite(row).nonzero().view(-1).tolist()) == children
     assert any(len({c[1].item() for c in codes[1:] if c[0] == d}) < K for d in first_digits)  # some prefix lacks digits
-
-
-def test_gathered_child_logits_match_grouped_values_and_gradients(fake_codes, tiny_config):
-    """The CUDA path (one gather + bmm) computes the CPU path's function."""
-    _, model, _, _ = build(tiny_config, code_tokens="node")
-    decoder = model.decoders["behavior"]
-    parents = decoder.item_states[1:, 0]  # every first-level prefix, repeated
-    hidden = torch.randn(parents.numel(), model.hidden_size, requires_grad=True)
-    results = []
-    for logits_of in (
-        lambda h: decoder.child_logits(h, 1, parents),
-        lambda h: decoder._gathered_child_logits(h, 1, decoder.trie(1)[parents]),
-    ):
-        decoder.zero_grad()
-        hidden.grad = None
-        logits = logits_of(hidden)
-        logits.masked_fill(torch.isinf(logits), 0).square().sum().backward()
-        results.append((logits.detach(), hidden.grad.clone(), decoder.token_embedding.weight.grad.clone()))
-    for grouped, gathered in zip(*results):
-        torch.testing.assert_close(gathered, grouped)
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -351,9 +278,9 @@ def test_joint_merge_sums_both_streams_over_the_union(fake_codes, tiny_config):
     with torch.no_grad():
         scores = model.full_sort_predict(interaction)
         memory, mask = model.encode(interaction[model.ITEM_SEQ])
-        union = torch.cat([model.beam_search(s, memory, mask, model.beam_size)[0] for s in model.streams], dim=1)
+        union = torch.cat([search(model, s, memory, mask, model.beam_size)[0] for s in model.streams], dim=1)
         expected = torch.full_like(scores, float("-inf"))
-        joint = sum(model.code_log_prob(s, memory, mask, union) for s in model.streams)
+        joint = sum(code_log_prob(model, s, memory, mask, union) for s in model.streams)
         expected.scatter_(1, union, joint)
         expected[:, 0] = float("-inf")
         torch.testing.assert_close(scores, expected)
@@ -387,7 +314,7 @@ def test_full_sort_scores_follow_their_users_in_any_order(fake_codes, tiny_confi
         scores = model.full_sort_predict(interaction)
         torch.testing.assert_close(model.full_sort_predict(interaction[permutation]), scores[permutation])
         memory, valid = model.encode(interaction[model.ITEM_SEQ][:1])  # one user, the whole padded history
-        items, log_probs = model.beam_search("behavior", memory, valid, model.beam_size)
+        items, log_probs = search(model, "behavior", memory, valid, model.beam_size)
         assert (scores[0, items[0]] >= log_probs[0] - 1e-5).all()
 
 

@@ -14,7 +14,7 @@ from recbole.model.sequential_recommender import SASRec
 
 import run_recbole_eager as cli
 from conftest import PROJECT_ROOT, SHARED_DATA, TINY_DATA
-from recbole_eager import benchmark
+from recbole_eager.experiments import benchmark, records
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.model.eager import EAGER
@@ -179,21 +179,21 @@ def test_benchmark_commit_dirty_only_for_code(tmp_path, monkeypatch):
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "."], check=True)
     subprocess.run(git + ["commit", "-qm", "x"], check=True)
-    monkeypatch.setattr(benchmark, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(records, "PROJECT_ROOT", tmp_path)
     head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     (tmp_path / "results" / "table.md").write_text("rewritten by a running benchmark\n")
-    assert benchmark.git_commit() == head
+    assert records.git_commit() == head
     (tmp_path / "model.py").write_text("a = 2\n")
-    assert benchmark.git_commit() == head + "-dirty"
+    assert records.git_commit() == head + "-dirty"
     monkeypatch.setenv("RECBOLE_EAGER_COMMIT", "abc1234")  # a copy on a GPU machine names its commit
-    assert benchmark.git_commit() == "abc1234"
+    assert records.git_commit() == "abc1234"
 
 
 def test_records_name_the_environment_that_changes_speed(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4294967296")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("RECBOLE_EAGER_DATA", "/data")
-    environment = benchmark.speed_environment()
+    environment = records.speed_environment()
     assert environment["MALLOC_TRIM_THRESHOLD_"] == "4294967296" and environment["OMP_NUM_THREADS"] == "1"
     assert "RECBOLE_EAGER_DATA" not in environment
 
@@ -238,14 +238,14 @@ def test_time_budget_stops_before_next_epoch_and_tests_best(tiny_config):
 
 
 def test_speed_compares_models_on_the_same_batches(tmp_path, monkeypatch):
-    from recbole_eager import speed
+    from recbole_eager.experiments import speed
 
     args = ["--dataset", "eager-tiny", "--models", "GRU4Rec", "SASRec", "--train_steps", "2", "--eval_batches", "1",
             "--results", str(tmp_path), "--tag", "tiny", "--set", f"data_path={TINY_DATA}", "state=WARNING", "show_progress=False"]
     monkeypatch.setattr(sys, "argv", ["speed.py", *args])
     speed.main()
     report = json.loads((tmp_path / "eager-tiny-GRU4Rec-SASRec-tiny.json").read_text())
-    assert report["command"] == "python -m recbole_eager.speed " + " ".join(args)
+    assert report["command"] == "python -m recbole_eager.experiments.speed " + " ".join(args)
     gru, sas = report["models"]["GRU4Rec"], report["models"]["SASRec"]
     assert report["precision"] == {"GRU4Rec": "float32", "SASRec": "float32"}
     assert gru["train_steps_timed"] == sas["train_steps_timed"] == 2 and gru["eval_batches_timed"] == 1
@@ -257,7 +257,7 @@ def test_speed_compares_models_on_the_same_batches(tmp_path, monkeypatch):
 
 
 def test_flop_count_covers_matmuls_and_cpu_attention():
-    from recbole_eager.speed import count_flops
+    from recbole_eager.experiments.speed import count_flops
 
     a, b = torch.randn(3, 5), torch.randn(5, 7)
     assert count_flops(lambda: a @ b) == 2 * 3 * 5 * 7
@@ -266,7 +266,7 @@ def test_flop_count_covers_matmuls_and_cpu_attention():
 
 
 def test_speed_autocasts_only_recbole_models_and_only_when_asked():
-    from recbole_eager.speed import precision_context
+    from recbole_eager.experiments.speed import precision_context
 
     cpu = torch.device("cpu")
     with precision_context(SimpleNamespace(device=cpu), autocast_baselines=True):
@@ -278,7 +278,7 @@ def test_speed_autocasts_only_recbole_models_and_only_when_asked():
 
 
 def test_speed_times_models_in_abba_blocks_after_a_warm_up():
-    from recbole_eager.speed import timed_blocks
+    from recbole_eager.experiments.speed import timed_blocks
 
     calls = []
     seconds = timed_blocks(["A", "B"], [1, 2, 3], lambda m, batch: calls.append((m, batch)) or float(batch))

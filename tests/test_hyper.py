@@ -1,4 +1,4 @@
-"""Ray Tune sweeps (recbole_eager.tune, run_hyper.py): parsing, selection on validation only,
+"""Ray Tune sweeps (recbole_eager.experiments.tune, run_hyper.py): parsing, selection on validation only,
 reports, and real sweeps on eager-tiny with SASRec (EAGER may not exist yet)."""
 import csv
 import math
@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from recbole_eager import tune as rt
-from recbole_eager import tune_report
-from recbole_eager.utils import PROJECT_ROOT, RecBoleEagerError
+from recbole_eager.experiments import tune as rt
+from recbole_eager.experiments import tune_report
+from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError
 
 from conftest import TINY_DATA
 
@@ -77,7 +77,7 @@ def test_parse_params_errors(text, message):
 
 
 def test_eager_lambda_file():
-    params = rt.parse_params_file(PROJECT_ROOT / "properties" / "hyper" / "eager_lambda.hyper")
+    params = rt.parse_params_file(PROPERTIES_DIR / "hyper" / "eager_lambda.hyper")
     assert [(p.name, p.kind, p.values) for p in params] == [
         ("lambda1", "choice", [0, 0.5, 1, 2]),
         ("lambda2", "choice", [0, 0.5, 1, 2]),

@@ -1,5 +1,6 @@
 """Dual item codes (behavior and semantic), built once per input and cached on disk."""
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import torch
 from recbole_eager.codes.behavior import behavior_embeddings
 from recbole_eager.codes.kmeans import check_num_clusters, hierarchical_kmeans
 from recbole_eager.codes.semantic import semantic_embeddings
-from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError
+from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, atomic_write
 
 FORMAT_VERSION = 1
 STREAMS = ("behavior", "semantic")
@@ -94,17 +95,11 @@ def _checksum(streams):
 
 
 def _save(codes, path, inputs):
-    """Atomic write: a temp file in the same folder, then ``os.replace``."""
     streams = {name: dict(vars(codes[name])) for name in STREAMS}
     payload = {"format": FORMAT_VERSION, "inputs": inputs, "streams": streams, "checksum": _checksum(streams)}
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def _load(path, item_num):

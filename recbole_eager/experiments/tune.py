@@ -21,8 +21,9 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from recbole_eager.tune_report import STATUS_FAILED, STATUS_OK, STATUS_STOPPED, to_python, write_reports
-from recbole_eager.utils import PROJECT_ROOT, RecBoleEagerError
+from recbole_eager.config import parse_overrides  # noqa: F401 (run_hyper.py and tests import it from here)
+from recbole_eager.experiments.tune_report import STATUS_FAILED, STATUS_OK, STATUS_STOPPED, to_python, write_reports
+from recbole_eager.utils import PACKAGE_DIR, PROJECT_ROOT, RecBoleEagerError
 
 PARAM_TYPES = ("choice", "uniform", "loguniform", "quniform")
 # keys that name files the trials read: made absolute in the driver (trials run in their own dirs)
@@ -153,24 +154,6 @@ def build_search_space(params, algo="grid"):
 
 
 # --------------------------------------------------------------------------- command line
-def parse_overrides(args):
-    """RecBole-style ``--key=value`` arguments -> ``{key: value}`` with RecBole's own type
-    conversion (``eval``; ``true``/``false``; else the string)."""
-    from recbole.config import Config as RecBoleConfig
-
-    overrides = {}
-    for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
-            raise RecBoleEagerError(f"unrecognized argument {arg!r}: config keys are given as --key=value")
-        key, value = arg[2:].split("=", 1)
-        if not key:
-            raise RecBoleEagerError(f"unrecognized argument {arg!r}")
-        if key in overrides and overrides[key] != value:
-            raise RecBoleEagerError(f"--{key} given twice with different values")
-        overrides[key] = value
-    return RecBoleConfig._convert_config_dict(None, overrides)  # does not use self
-
-
 @contextmanager
 def _clean_process_state():
     """RecBole's Config parses ``sys.argv`` for ``--key=value`` and sets
@@ -189,7 +172,7 @@ def _clean_process_state():
 
 
 def _resolve_file(path, what):
-    for candidate in (path, os.path.join(PROJECT_ROOT, path)):
+    for candidate in (path, os.path.join(PROJECT_ROOT, path), os.path.join(PACKAGE_DIR, path)):
         if os.path.isfile(candidate):
             return os.path.abspath(candidate)
     raise RecBoleEagerError(f"{what} not found: {path}")

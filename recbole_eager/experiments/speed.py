@@ -1,6 +1,6 @@
 """Speed comparison of models on the same batches, in one process.
 
-    python -m recbole_eager.speed --dataset amazon-beauty --models EAGER SASRec --train_steps 20 --eval_batches 3
+    python -m recbole_eager.experiments.speed --dataset amazon-beauty --models EAGER SASRec --train_steps 20 --eval_batches 3
 
 The batches are split in two halves; each model runs the first half as one block, then
 the second half in reverse model order (A B B A), so a drift in the machine's load hits
@@ -25,11 +25,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
-from recbole_eager.benchmark import git_commit, hardware, parse_overrides, run_name, speed_environment
+from recbole_eager.experiments.benchmark import parse_overrides, run_name
+from recbole_eager.experiments.records import git_commit, write_record
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.quick_start import build_model
-from recbole_eager.utils import PROJECT_ROOT, atomic_write
 
 
 def timed(fn):
@@ -76,7 +76,7 @@ def timed_blocks(model_names, batches, run):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    command, commit = "python -m recbole_eager.speed " + " ".join(argv), git_commit()
+    command, commit = "python -m recbole_eager.experiments.speed " + " ".join(argv), git_commit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="amazon-beauty")
     parser.add_argument("--models", nargs="+", default=["EAGER", "SASRec"])
@@ -84,7 +84,7 @@ def main(argv=None):
     parser.add_argument("--eval_batches", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--results", default=str(PROJECT_ROOT / "results" / "speed"))
+    parser.add_argument("--results", default=os.path.join("results", "speed"))
     parser.add_argument("--tag", default="", help="suffix of the report's file name (e.g. the flag --set changes)")
     parser.add_argument(
         "--autocast_baselines", action="store_true",
@@ -126,8 +126,6 @@ def main(argv=None):
         "dataset": args.dataset,
         "command": command,
         "commit": commit,
-        "hardware": hardware(),
-        "environment": speed_environment(),
         "train_batches_per_epoch": len(train_data),
         "test_batches": len(test_data),
         "train_batch_size": first["train_batch_size"],
@@ -159,7 +157,7 @@ def main(argv=None):
         report["models"][m]["test_ratio_vs_" + base] = report["models"][m]["test_pass_seconds_estimate"] / report["models"][base]["test_pass_seconds_estimate"]
         report["models"][m]["train_flop_ratio_vs_" + base] = mean(step_gflop[m]) / mean(step_gflop[base])
         report["models"][m]["eval_flop_ratio_vs_" + base] = mean(eval_gflop[m]) / mean(eval_gflop[base])
-    atomic_write(os.path.join(args.results, run_name("-".join([args.dataset, *args.models]), args.tag) + ".json"), json.dumps(report, indent=2))
+    write_record(os.path.join(args.results, run_name("-".join([args.dataset, *args.models]), args.tag) + ".json"), report)
     print(json.dumps(report["models"], indent=2))
 
 

@@ -1,0 +1,1 @@
+"""Experiment tooling: side-by-side benchmark, speed comparison, Ray Tune sweeps and their reports."""

@@ -1,0 +1,50 @@
+"""Trie-constrained beam search over one stream's codes, and the merges of the streams'
+candidates (EAGER's confidence rule, or the joint sum of both streams)."""
+import torch
+
+MERGE_RULES = ("confidence", "joint")  # or one stream's name: that stream alone
+
+
+@torch.no_grad()
+def beam_search(decoder, memory_kvs, memory_mask, beam_size):
+    """Batched over the users of ``memory_kvs`` (``decoder.transformer.memory_kv``).
+
+    Returns item ids [B, beam_size] sorted by code log-probability (descending) and those
+    log-probabilities; slots without a valid code hold item 0 and ``-inf``.
+    """
+    trie, vocab = decoder.trie, decoder.vocab
+    batch = memory_kvs[0][0].size(0)
+    caches = [{} for _ in decoder.transformer.layers]
+    states = torch.zeros((batch, 1), dtype=torch.long, device=memory_mask.device)
+    tokens = torch.full_like(states, decoder.bos)
+    scores = torch.zeros((batch, 1), device=memory_mask.device)
+    for level in range(decoder.depth):
+        beams = states.size(1)
+        log_probs = decoder.step(tokens.view(-1), level, states.view(-1), memory_kvs, memory_mask, caches)
+        candidates = log_probs.view(batch, beams, vocab) + scores.unsqueeze(-1)
+        children = trie.table(level)[states]  # [B, beams, vocab]
+        candidates = candidates.masked_fill(children < 0, float("-inf")).view(batch, -1)
+        scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
+        beam, digit = index // vocab, index % vocab
+        states = children.view(batch, -1).gather(1, index).clamp(min=0)
+        if level + 1 < decoder.depth:
+            tokens = trie.token_ids(digit, states, level)
+            rows = (beam + torch.arange(batch, device=beam.device).unsqueeze(1) * beams).view(-1)
+            for cache in caches:
+                cache["k"], cache["v"] = cache["k"][rows], cache["v"][rows]
+    items = states.masked_fill(torch.isinf(scores), 0)
+    return items, scores
+
+
+def merge_candidates(found, merge_rule, rescore):
+    """The streams' beams ``{stream: (items, scores)}`` as one candidate list: item ids
+    [B, streams * beam] and their scores. ``confidence`` (the paper's rule): each beam keeps
+    its own code log-probability, and a full-sort score takes the best of the streams.
+    ``joint``: each candidate is scored by the sum over all streams, the others by teacher
+    forcing (``rescore(stream, items)``)."""
+    if merge_rule == "joint":
+        found = {
+            stream: (items, scores + sum(rescore(other, items) for other in found if other != stream))
+            for stream, (items, scores) in found.items()
+        }
+    return torch.cat([f[0] for f in found.values()], dim=1), torch.cat([f[1] for f in found.values()], dim=1)

@@ -1,0 +1,49 @@
+"""CPU-only kernels that compute what the plain path computes, kept because they are worth
+more than 10 % of a training step or a test pass on CPU (``results/speed.md``). Each has an
+equivalence test (tests/test_cpu_fast.py); ``StreamDecoder.child_logits`` chooses them.
+Switch them off with ``cpu_fast_paths: False``."""
+import torch
+from torch import nn
+
+
+class ChildBlocks(nn.Module):
+    """Per level, every prefix's children as one contiguous block (prefixes are numbered in
+    (parent, digit) order): their states, digits, counts and block starts."""
+
+    def __init__(self, trie):
+        super().__init__()
+        self.counts = []
+        for level in range(trie.depth):
+            table = trie.table(level)
+            present = table >= 0
+            count = present.sum(1)
+            self.register_buffer(f"children_{level}", table[present], persistent=False)
+            self.register_buffer(f"digits_{level}", present.nonzero()[:, 1], persistent=False)
+            self.register_buffer(f"count_{level}", count, persistent=False)
+            self.register_buffer(f"start_{level}", count.cumsum(0) - count, persistent=False)
+            self.counts.append(count.tolist())
+
+    def get(self, name, level):
+        return getattr(self, f"{name}_{level}")
+
+
+def _ranges(starts, counts):
+    """Concatenation of ``arange(s, s + c)`` for each start and count."""
+    ends = counts.cumsum(0)
+    return torch.arange(int(ends[-1]), device=starts.device) - (ends - counts - starts).repeat_interleave(counts)
+
+
+def grouped_child_logits(blocks, hidden, level, parent, offset, token_embedding, vocab):
+    """Node-token logits [N, vocab] as ``CodeTrie.child_logits`` computes them, by one matmul
+    per prefix present against its block of children, instead of gathering [N, vocab, H]
+    child embeddings (on CPU that gather dominates a beam-search step)."""
+    child_emb = token_embedding(offset + blocks.get("children", level)).split(blocks.counts[level])
+    order = parent.argsort()
+    groups, group_sizes = torch.unique_consecutive(parent[order], return_counts=True)
+    rows = hidden[order].split(group_sizes.tolist())
+    values = torch.cat([(r @ child_emb[g].T).flatten() for r, g in zip(rows, groups.tolist())])
+    counts = blocks.get("count", level)[parent[order]]  # values: each sorted row's children, in block order
+    digits = blocks.get("digits", level)[_ranges(blocks.get("start", level)[parent[order]], counts)]
+    logits = hidden.new_full((hidden.size(0), vocab), float("-inf"))
+    logits.view(-1).index_put_((order.repeat_interleave(counts) * vocab + digits,), values)
+    return logits
