@@ -152,7 +152,7 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     table = (results / "eager-tiny.md").read_text()
     assert "| GRU4Rec | ours |" in table and "| SASRec | ours |" in table
     sasrec_row = next(line for line in table.splitlines() if line.startswith("| SASRec | ours |")).split(" | ")
-    header = next(line for line in table.splitlines() if line.startswith("| run |")).split(" | ")
+    header = next(line for line in table.splitlines() if line.startswith("| model |")).split(" | ")
     assert len(sasrec_row) == len(header)
     assert float(sasrec_row[header.index("valid N@10")]) == round(record["best_valid_result"]["ndcg@10"], 4)
     mtime = os.path.getmtime(results / "runs" / runs[1])
@@ -165,10 +165,38 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     again = json.loads((results / "runs" / "eager-tiny__SASRec-again.json").read_text())
     assert again["epochs"] == 0 and again["evaluated_checkpoint"] == record["saved_model_file"]
     assert again["test_result"] == record["test_result"] and again["best_valid_result"] == record["best_valid_result"]
-    assert "| SASRec-again | ours |" in (results / "eager-tiny.md").read_text()
+    assert "| SASRec-again | SASRec | re-evaluated" in (results / "eager-tiny.md").read_text()
     with pytest.raises(ValueError, match="holds SASRec on eager-tiny, not GRU4Rec"):
         benchmark.main(["--dataset", "eager-tiny", "--models", "GRU4Rec", "--tag", "x", "--results", str(results),
                         "--evaluate", record["saved_model_file"]])
+
+
+def test_main_table_one_row_per_model_default_runs_only(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def record(name, model, ndcg, overrides=None, stopped_by="early_stopping", epochs=20):
+        metrics = {m: ndcg for m in benchmark.METRICS}
+        (runs / f"d__{name}.json").write_text(json.dumps({
+            "model": model, "dataset": "d", "test_result": metrics, "best_valid_result": metrics, "overrides": overrides or {},
+            "stopped_by": stopped_by, "epochs": epochs, "stopping_step": 10, "train_time_budget": (overrides or {}).get("train_time_budget"), "seconds_per_epoch": 2.0, "hardware": "CPU: x",
+        }))
+
+    record("EAGER-seed1", "EAGER", 0.03, {"seed": 1})
+    record("EAGER-seed2", "EAGER", 0.05, {"seed": 2, "code_tokens": "node"})  # today's default value: no change
+    record("EAGER-cap2", "EAGER", 0.01, {"epochs": 2}, "epoch_cap", 2)  # default config, but not converged
+    record("EAGER-no-gct", "EAGER", 0.02, {"use_gct": False})
+    record("EAGER-joint-eval", "EAGER", 0.04, {"merge_rule": "joint"}, "evaluated_checkpoint", 0)
+    record("Caser-budget", "Caser", 0.01, {"train_time_budget": 60}, "time_budget", 3)
+    benchmark.write_table("d", str(runs), str(tmp_path / "d.md"), None)
+    main, others = (tmp_path / "d.md").read_text().split("## Other runs")
+    rows = [line for line in main.splitlines() if "| ours |" in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| Caser", "| EAGER"]
+    eager = rows[1].split(" | ")
+    assert eager[2] == "0.0400 ± 0.0141" and eager[9] == "2"  # two seeds: mean ± sample std, 2 runs
+    assert "time budget 60 s" in rows[0]
+    assert "| EAGER-no-gct | EAGER | use_gct=False |" in others and "| EAGER-cap2 | EAGER | - |" in others
+    assert "| EAGER-joint-eval | EAGER | re-evaluated None; merge_rule=joint |" in others
 
 
 def test_benchmark_commit_dirty_only_for_code(tmp_path, monkeypatch):
