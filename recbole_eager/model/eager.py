@@ -157,7 +157,7 @@ class EAGER(SequentialRecommender):
                 raise ValueError(f"EAGER loss '{name}' is {value.item()}: lower learning_rate or raise warmup_steps")
         return tuple(losses.values())
 
-    def _merged_streams(self):
+    def merged_streams(self):
         return self.streams if self.merge_rule in MERGE_RULES else [self.merge_rule]
 
     def predict(self, interaction):
@@ -168,7 +168,7 @@ class EAGER(SequentialRecommender):
             items = interaction[self.ITEM_ID].unsqueeze(1)
             log_probs = torch.stack([
                 self.decoders[s].log_prob(items, self.decoders[s].transformer.memory_kv(memory), valid[:, None, None, :])[:, 0]
-                for s in self._merged_streams()
+                for s in self.merged_streams()
             ])
         return log_probs.sum(dim=0) if self.merge_rule == "joint" else log_probs.amax(dim=0)
 
@@ -177,7 +177,7 @@ class EAGER(SequentialRecommender):
         [B, streams * beam_size] and their scores (``merge_candidates``)."""
         memory, valid = self.encode(item_seq)
         memory_mask = valid[:, None, None, :]
-        kvs = {s: self.decoders[s].transformer.memory_kv(memory) for s in self._merged_streams()}
+        kvs = {s: self.decoders[s].transformer.memory_kv(memory) for s in self.merged_streams()}
         found = {s: beam_search(self.decoders[s], kvs[s], memory_mask, self.beam_size) for s in kvs}
         return merge_candidates(found, self.merge_rule, lambda s, items: self.decoders[s].log_prob(items, kvs[s], memory_mask))
 
