@@ -42,3 +42,9 @@ def test_switching_the_fast_paths_off_gives_the_same_scores_and_losses(fake_code
             outputs.append((torch.stack(losses), model.full_sort_predict(first_batch(test_data))))
     for fast, plain in zip(*outputs):
         torch.testing.assert_close(fast, plain)
+
+
+def test_single_query_attention_matches_the_fused_kernel():
+    q, k, v = torch.randn(6, 4, 1, 8), torch.randn(6, 4, 3, 8), torch.randn(6, 4, 3, 8)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(cpu_fast.single_query_attention(q, k, v), expected)

@@ -22,11 +22,11 @@ def beam_search(decoder, memory_kvs, memory_mask, beam_size):
         beams = states.size(1)
         log_probs = decoder.step(tokens.view(-1), level, states.view(-1), memory_kvs, memory_mask, caches)
         candidates = log_probs.view(batch, beams, vocab) + scores.unsqueeze(-1)
-        children = trie.table(level)[states]  # [B, beams, vocab]
-        candidates = candidates.masked_fill(children < 0, float("-inf")).view(batch, -1)
-        scores, index = candidates.topk(min(beam_size, candidates.size(1)), dim=1)
+        if not trie.node_tokens:  # node-token logits are already -inf outside the prefix's children
+            candidates = candidates.masked_fill(trie.table(level)[states] < 0, float("-inf"))
+        scores, index = candidates.view(batch, -1).topk(min(beam_size, beams * vocab), dim=1)
         beam, digit = index // vocab, index % vocab
-        states = children.view(batch, -1).gather(1, index).clamp(min=0)
+        states = trie.table(level)[states.gather(1, beam), digit].clamp(min=0)
         if level + 1 < decoder.depth:
             tokens = trie.token_ids(digit, states, level)
             rows = (beam + torch.arange(batch, device=beam.device).unsqueeze(1) * beams).view(-1)

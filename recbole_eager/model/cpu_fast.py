@@ -1,9 +1,22 @@
-"""CPU-only kernels that compute what the plain path computes, kept because they are worth
-more than 10 % of a training step or a test pass on CPU (``results/speed.md``). Each has an
-equivalence test (tests/test_cpu_fast.py); ``StreamDecoder.child_logits`` chooses them.
-Switch them off with ``cpu_fast_paths: False``."""
+"""CPU-only kernels that compute what the plain path computes, kept because each is worth
+more than 10 % of a test pass on CPU (``results/speed.md``). Each has an equivalence test
+(tests/test_cpu_fast.py). ``applies`` decides where they run; ``cpu_fast_paths: False``
+switches them off."""
 import torch
 from torch import nn
+
+
+def applies(enabled, tensor):
+    """The one rule: fast paths run where enabled and on CPU (CUDA takes the plain path)."""
+    return enabled and not tensor.is_cuda
+
+
+def single_query_attention(q, k, v):
+    """``scaled_dot_product_attention`` of one query per row (a decoding step) over a few
+    keys, q [N, heads, 1, d], k and v [N, heads, t, d], by products and sums: PyTorch's CPU
+    attention kernel spends most of a beam-search step on its per-row overhead here."""
+    weights = torch.softmax((q * k).sum(-1, keepdim=True) * q.size(-1) ** -0.5, dim=-2)
+    return (weights * v).sum(-2, keepdim=True)
 
 
 class ChildBlocks(nn.Module):

@@ -24,20 +24,20 @@ class StreamDecoder(nn.Module):
         self.bos, self.summary = self.trie.n_tokens, self.trie.n_tokens + 1
         self.token_embedding = nn.Embedding(self.trie.n_tokens + 2, hidden)
         self.position_embedding = nn.Embedding(self.depth + 2, hidden)
+        self.cpu_fast_paths = config["cpu_fast_paths"] is not False
         self.transformer = CodeTransformer(
             config["decoder_layers"], hidden, config["n_heads"], config["inner_size"],
-            config["dropout_prob"], config["layer_norm_eps"],
+            config["dropout_prob"], config["layer_norm_eps"], self.cpu_fast_paths,
         )
         self.summary_head = nn.Linear(hidden, target_dim) if config["use_gct"] else None
-        fast = config["cpu_fast_paths"] is not False and self.trie.node_tokens
-        self.child_blocks = cpu_fast.ChildBlocks(self.trie) if fast else None
+        self.child_blocks = cpu_fast.ChildBlocks(self.trie) if self.cpu_fast_paths and self.trie.node_tokens else None
 
     def child_logits(self, hidden, level, parent):
         """Float32 logits [N, vocab] of the level-``level`` digit after prefix states ``parent``
         [N] (``CodeTrie.child_logits``), also under a bfloat16 autocast."""
         with torch.autocast(hidden.device.type, enabled=False):
             hidden = hidden.float()
-            if self.child_blocks is not None and not hidden.is_cuda:
+            if self.child_blocks is not None and cpu_fast.applies(self.cpu_fast_paths, hidden):
                 offset = self.trie.level_offset[level]
                 return cpu_fast.grouped_child_logits(self.child_blocks, hidden, level, parent, offset, self.token_embedding, self.vocab)
             return self.trie.child_logits(hidden, level, parent, self.token_embedding)

@@ -4,15 +4,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_eager.model import cpu_fast
+
 
 class CodeTransformerLayer(nn.Module):
     """One pre-LN layer. The memory is projected once per user (``memory_kv``); the queries
     of all rows that share a user (its beams) are stacked along the query axis, so beams
     never copy the memory."""
 
-    def __init__(self, hidden_size, n_heads, inner_size, dropout, eps):
+    def __init__(self, hidden_size, n_heads, inner_size, dropout, eps, cpu_fast_paths=True):
         super().__init__()
         self.n_heads = n_heads
+        self.cpu_fast_paths = cpu_fast_paths
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.self_out = nn.Linear(hidden_size, hidden_size)
         self.cross_q = nn.Linear(hidden_size, hidden_size)
@@ -43,7 +46,10 @@ class CodeTransformerLayer(nn.Module):
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
             causal = causal and q.size(2) > 1
-        attn = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        if cache is not None and q.size(2) == 1 and cpu_fast.applies(self.cpu_fast_paths, q):
+            attn = cpu_fast.single_query_attention(q, k, v)
+        else:
+            attn = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         x = x + self.dropout(self.self_out(self._merge(attn)))
 
         users, length = memory_kv[0].size(0), x.size(1)
@@ -56,10 +62,10 @@ class CodeTransformerLayer(nn.Module):
 class CodeTransformer(nn.Module):
     """A stack of ``CodeTransformerLayer`` and a final LayerNorm."""
 
-    def __init__(self, n_layers, hidden_size, n_heads, inner_size, dropout, eps):
+    def __init__(self, n_layers, hidden_size, n_heads, inner_size, dropout, eps, cpu_fast_paths=True):
         super().__init__()
         self.layers = nn.ModuleList(
-            CodeTransformerLayer(hidden_size, n_heads, inner_size, dropout, eps) for _ in range(n_layers)
+            CodeTransformerLayer(hidden_size, n_heads, inner_size, dropout, eps, cpu_fast_paths) for _ in range(n_layers)
         )
         self.final_norm = nn.LayerNorm(hidden_size, eps=eps)
 
