@@ -75,6 +75,8 @@ def check_config(config):
     checks = [
         (config["precision"] in PRECISIONS, f"precision={config['precision']!r}: use one of {list(PRECISIONS)}"),
         (config["code_tokens"] in ("level", "node"), f"code_tokens={config['code_tokens']!r}: use 'level' or 'node'"),
+        (config["gct_loss"] in ("smooth_l1", "infonce"), f"gct_loss={config['gct_loss']!r}: use 'smooth_l1' or 'infonce'"),
+        (config["stt_recon_loss"] in ("contrastive", "softmax"), f"stt_recon_loss={config['stt_recon_loss']!r}: use 'contrastive' or 'softmax'"),
         (config["search_chunk_size"] >= 1, f"search_chunk_size={config['search_chunk_size']} must be at least 1"),
         (config["beam_size"] >= max(config["topk"]), f"beam_size={config['beam_size']} must be at least max(topk)={max(config['topk'])}"),
         (bool(streams), "EAGER needs at least one stream: set use_behavior_stream or use_semantic_stream"),

@@ -77,6 +77,9 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     if resume_state is not None:
         with trusted_torch_load():
             trainer.resume_checkpoint(config["resume_from"])
+    test_every_epoch = []  # report_best_test: (epoch, test result) after each validation
+    if config["report_best_test"]:
+        callback_fn = _with_test_pass(callback_fn, trainer, test_data, test_every_epoch)
     try:
         best_valid_score, best_valid_result = trainer.fit(
             train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
@@ -109,7 +112,29 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         "wall_seconds": time.perf_counter() - wall_start,
         "saved_model_file": trainer.saved_model_file if saved else None,
         "config": _plain_config(config),
+        **(_best_test(test_every_epoch, config) if config["report_best_test"] else {}),
     }
+
+
+def _with_test_pass(callback_fn, trainer, test_data, results):
+    """A fit callback that also evaluates the test set after every validation."""
+
+    def callback(epoch_idx, valid_score):
+        results.append((epoch_idx, dict(trainer.evaluate(test_data, load_best_model=False, show_progress=False))))
+        if callback_fn is not None:
+            callback_fn(epoch_idx, valid_score)
+
+    return callback
+
+
+def _best_test(test_every_epoch, config):
+    """The epoch a protocol that picks on the test set would keep (the authors' code), and its
+    test metrics: ``best_test_epoch``, ``best_test_result``."""
+    if not test_every_epoch:
+        return {"best_test_epoch": None, "best_test_result": {}}
+    key, bigger = config["valid_metric"].lower(), config["valid_metric_bigger"]
+    epoch, result = (max if bigger else min)(test_every_epoch, key=lambda er: er[1][key])
+    return {"best_test_epoch": epoch, "best_test_result": result}
 
 
 def _plain_config(config):
@@ -155,7 +180,7 @@ def evaluate_checkpoint(model_file, config_overrides=None):
     with ``epochs`` 0 and ``stopped_by`` ``"evaluated_checkpoint"``."""
     wall_start = time.perf_counter()
     config, model, _, _, valid_data, test_data = load_data_and_model(model_file, config_overrides)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer = with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
     results, seconds = [], []
     for data in (valid_data, test_data):
         start = time.perf_counter()

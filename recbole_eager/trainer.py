@@ -4,6 +4,8 @@ import os
 import time
 import uuid
 
+import torch
+
 from recbole.trainer import Trainer
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -42,6 +44,20 @@ class EpochTimingMixin:
         return result
 
 
+class ExcludeHistoryMixin:
+    """``exclude_history: True``: full-sort scores of the items in each user's input history
+    (its ``MAX_ITEM_LIST_LENGTH`` most recent) are ``-inf``, for every model. RecBole's
+    sequential evaluation scores them like any other item (``False``, the default)."""
+
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        if self.config["exclude_history"]:
+            seq = interaction[self.model.ITEM_SEQ].to(scores.device)
+            rows = torch.arange(seq.size(0), device=seq.device).unsqueeze(1).expand_as(seq)
+            scores[rows[seq > 0], seq[seq > 0]] = float("-inf")
+        return interaction, scores, positive_u, positive_i
+
+
 class UniqueCheckpointMixin:
     """RecBole names a run's checkpoint ``<model>-<local time to the second>.pth``: runs
     started in the same second (seeds in parallel on one GPU) overwrote each other's best
@@ -54,14 +70,23 @@ class UniqueCheckpointMixin:
 
 
 def with_run_mixins(trainer_class):
-    """``trainer_class`` with epoch timing, the time budget and a checkpoint name of its own."""
+    """``trainer_class`` with epoch timing, the time budget, ``exclude_history`` and a
+    checkpoint name of its own."""
     if issubclass(trainer_class, EpochTimingMixin):
         return trainer_class
-    return type(trainer_class.__name__, (EpochTimingMixin, UniqueCheckpointMixin, trainer_class), {})
+    return type(trainer_class.__name__, (EpochTimingMixin, ExcludeHistoryMixin, UniqueCheckpointMixin, trainer_class), {})
 
 
 class EAGERTrainer(Trainer):
-    """RecBole's Trainer with linear learning-rate warm-up over ``warmup_steps`` batches."""
+    """RecBole's Trainer with linear learning-rate warm-up over ``warmup_steps`` batches, and
+    EAGER's loss terms logged by name (``gen_behavior``, ``con_semantic``, ``recon``, ...)."""
+
+    def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
+        names = getattr(self.model, "loss_names", ())
+        if not isinstance(losses, tuple) or len(names) != len(losses):
+            return super()._generate_train_loss_output(epoch_idx, s_time, e_time, losses)
+        terms = ", ".join(f"{name}: {loss:.4f}" for name, loss in zip(names, losses))
+        return f"epoch {epoch_idx} training [time: {e_time - s_time:.2f}s, {terms}]"
 
     def _build_optimizer(self, **kwargs):
         optimizer = super()._build_optimizer(**kwargs)

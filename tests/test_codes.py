@@ -70,6 +70,18 @@ def test_hierarchical_kmeans_is_deterministic_and_distinct():
     assert stats["level1_size_min"] <= stats["level1_size_median"] <= stats["level1_size_max"]
 
 
+def test_balanced_kmeans_splits_every_group_evenly():
+    x = np.vstack([np.random.default_rng(0).normal(size=(90, 8)), np.random.default_rng(1).normal(5, 1, size=(10, 8))])
+    codes, stats = hierarchical_kmeans(x, 4, seed=7, max_depth=10, balanced=True)
+    assert_valid_codes(np.vstack([np.full((1, codes.shape[1]), 4), codes]), 4)
+    assert np.bincount(codes[:, 0]).tolist() == [25, 25, 25, 25]  # plain k-means gives the 10 outliers a cluster
+    second = [np.bincount(codes[codes[:, 0] == c, 1]).tolist() for c in range(4)]
+    assert all(sorted(sizes) == [6, 6, 6, 7] for sizes in second)  # 25 items: floor and ceil of 25 / 4
+    plain, _ = hierarchical_kmeans(x, 4, seed=7, max_depth=10)
+    assert sorted(np.bincount(plain[:, 0]).tolist()) != [25, 25, 25, 25]
+    np.testing.assert_array_equal(codes, hierarchical_kmeans(x, 4, seed=7, max_depth=10, balanced=True)[0])
+
+
 def test_small_group_tokens_follow_distance_to_centroid():
     x = np.array([[3.0, 0], [0.5, 0], [-1.0, 0], [-2.5, 0]])  # centroid 0: distances 3, .5, 1, 2.5
     codes, stats = hierarchical_kmeans(x, 4, seed=0, max_depth=1)

@@ -16,7 +16,7 @@ from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, atomic_write
 
 FORMAT_VERSION = 1
 STREAMS = ("behavior", "semantic")
-REQUIRED_KEYS = ("kmeans_k", "kmeans_max_depth", "kmeans_seed", "semantic_model", "semantic_batch_size", "item_text_fields")
+REQUIRED_KEYS = ("kmeans_k", "kmeans_max_depth", "kmeans_seed", "kmeans_balanced", "semantic_model", "semantic_batch_size", "item_text_fields")
 
 
 @dataclass
@@ -121,7 +121,7 @@ def _load(path, item_num):
 def build_item_codes(embeddings, config, stats):
     """ItemCodes of one stream from its embeddings [item_num, d] (row 0 = padding)."""
     k = config["kmeans_k"]
-    codes, kmeans_stats = hierarchical_kmeans(embeddings[1:], k, config["kmeans_seed"], config["kmeans_max_depth"])
+    codes, kmeans_stats = hierarchical_kmeans(embeddings[1:], k, config["kmeans_seed"], config["kmeans_max_depth"], config["kmeans_balanced"])
     codes = np.vstack([np.full((1, codes.shape[1]), k, dtype=np.int64), codes])
     stats = {**stats, "items": len(codes) - 1, "depth": codes.shape[1], **kmeans_stats}
     return ItemCodes(torch.from_numpy(codes), torch.from_numpy(np.asarray(embeddings, dtype=np.float32)), k, stats)

@@ -18,14 +18,23 @@ def check_num_clusters(k, n_items):
         raise RecBoleEagerError(f"dataset has {n_items} items, fewer than kmeans_k={k}; lower kmeans_k")
 
 
-def _split(x, k, seed, path, stats):
-    """Cluster labels of a group larger than ``k``. Groups k-means cannot split (identical
-    vectors, or a single non-empty cluster) fall back to ``k`` contiguous chunks in item order."""
+def _split(x, k, seed, path, stats, balanced):
+    """Cluster labels of a group larger than ``k``. ``balanced``: every cluster holds
+    ``floor(n / k)`` or ``ceil(n / k)`` items (k-means-constrained's min-cost-flow
+    assignment). Groups k-means cannot split (identical vectors, or a single non-empty
+    cluster) fall back to ``k`` contiguous chunks in item order."""
     if np.ptp(x, axis=0).max() > 0:
         random_state = int(np.random.SeedSequence([seed % 2**32, len(path), *path]).generate_state(1)[0])
         with warnings.catch_warnings():  # few distinct vectors: k-means warns, leaves clusters empty
             warnings.simplefilter("ignore", ConvergenceWarning)
-            labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit_predict(x)
+            if balanced:
+                from k_means_constrained import KMeansConstrained
+
+                size = len(x) // k
+                model = KMeansConstrained(k, size_min=size, size_max=size + (len(x) % k > 0), n_init=1, random_state=random_state)
+                labels = model.fit_predict(x.astype(np.float64))
+            else:
+                labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit_predict(x)
         stats["kmeans_calls"] += 1
         if len(np.unique(labels)) > 1:
             return labels
@@ -33,11 +42,11 @@ def _split(x, k, seed, path, stats):
     return np.arange(len(x)) * k // len(x)
 
 
-def hierarchical_kmeans(embeddings, k, seed, max_depth):
+def hierarchical_kmeans(embeddings, k, seed, max_depth, balanced=False):
     """Codes of ``embeddings`` [n, d] (real items only) by recursive k-means.
 
     Each group larger than ``k`` is split into ``k`` clusters (level token = cluster
-    label); a group of 2..k items gives every item its own token, ordered by distance
+    label; ``balanced``: of equal sizes, as the paper's even splits); a group of 2..k items gives every item its own token, ordered by distance
     to the group centroid (closest = 0, ties by item order); a single item is a leaf.
     Returns ``codes`` [n, L] (L = longest code; shorter codes padded with the END token
     ``k``) and ``stats``. Deterministic for a given ``seed``: each split's random state is
@@ -65,7 +74,7 @@ def hierarchical_kmeans(embeddings, k, seed, max_depth):
             for token, i in enumerate(idx[np.argsort(distance, kind="stable")]):
                 paths[i] = path + (token,)
             continue
-        labels = _split(x[idx], k, seed, path, stats)
+        labels = _split(x[idx], k, seed, path, stats, balanced)
         groups += [(idx[labels == label], path + (int(label),)) for label in np.unique(labels)]
 
     codes = np.full((n, max(map(len, paths))), k, dtype=np.int64)

@@ -1,10 +1,13 @@
 """``create_dataset`` with clear errors for missing, unknown or undownloadable datasets."""
 import os
 import shutil
+from logging import getLogger
 from urllib.error import URLError
 
 import yaml
 from recbole.data import create_dataset as recbole_create_dataset
+from recbole.data.dataset import SequentialDataset
+from recbole.utils import ModelType
 
 import recbole
 from recbole_eager.utils import DATA_ENV_VAR, RecBoleEagerError
@@ -42,11 +45,35 @@ def check_dataset_files(config):
     return False
 
 
+class ItemOrderedDataset(SequentialDataset):
+    """``sequence_order: item``: each user's interactions ordered by item token before the
+    split, as in the authors' code (timestamps set to 0, rows in file order, and the 2014
+    Amazon files sorted by ASIN). The time field becomes the item token's rank."""
+
+    def _data_processing(self):
+        tokens = self.inter_feat[self.iid_field].astype(str)
+        self.inter_feat[self.time_field] = tokens.rank(method="dense").astype(float)
+        super()._data_processing()
+
+
+def _item_ordered(config):
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL or not config["TIME_FIELD"]:
+        raise RecBoleEagerError("sequence_order=item needs a sequential model and a TIME_FIELD")
+    getLogger().warning(
+        "sequence_order=item: each user's sequence is ordered by item token, as in the EAGER authors' code. "
+        "This reproduces their setup; it is not a valid evaluation (the test item is not the last one in time)."
+    )
+    return ItemOrderedDataset(config)
+
+
 def create_dataset(config):
     """RecBole's ``create_dataset``; a dataset absent locally is downloaded by RecBole,
-    and a failed download becomes one clear error (the partial folder is removed)."""
+    and a failed download becomes one clear error (the partial folder is removed).
+    ``sequence_order: item`` builds an ``ItemOrderedDataset``."""
+    if config["sequence_order"] not in (None, "time", "item"):
+        raise RecBoleEagerError(f"sequence_order={config['sequence_order']!r}: use 'time' or 'item'")
     if check_dataset_files(config):
-        return recbole_create_dataset(config)
+        return _item_ordered(config) if config["sequence_order"] == "item" else recbole_create_dataset(config)
     path = config["data_path"]
     try:
         return recbole_create_dataset(config)

@@ -51,6 +51,7 @@ class EAGER(SequentialRecommender):
         self.autocast_dtype = None if config["precision"] == "float32" else getattr(torch, config["precision"])
         self.streams = [s for s in STREAMS if config[f"use_{s}_stream"]]
         self.use_gct = config["use_gct"]
+        self.gct_loss, self.gct_negatives, self.gct_temperature = config["gct_loss"], config["gct_negatives"], config["gct_temperature"]
         use_stt = len(self.streams) == 2 and (config["use_stt_recon"] or config["use_stt_recog"])
 
         # item codes and embeddings: buffers, so a checkpoint carries them
@@ -76,7 +77,9 @@ class EAGER(SequentialRecommender):
         self.decoders = nn.ModuleDict({
             s: StreamDecoder(self.codes(s), getattr(self, f"{s}_embedding").size(1), config) for s in self.streams
         })
-        self.stt = SemanticTransfer(config, config["use_stt_recon"], config["use_stt_recog"]) if use_stt else None
+        self.stt = None
+        if use_stt:
+            self.stt = SemanticTransfer(config, self.codes("behavior").size(1), config["use_stt_recon"], config["use_stt_recog"])
         self.apply(self._init_weights)
 
     @staticmethod
@@ -117,6 +120,8 @@ class EAGER(SequentialRecommender):
         for key, value in state_dict.items():
             old = next((o for o in RENAMED_PARAMETERS if key.startswith(o)), None)
             renamed[key if old is None else RENAMED_PARAMETERS[old] + key[len(old):]] = value
+        if self.stt is not None and "stt.position_embedding.weight" not in renamed:  # STT had no positions: zeros are that model
+            renamed["stt.position_embedding.weight"] = torch.zeros_like(self.stt.position_embedding.weight)
         return super().load_state_dict(renamed, *args, **kwargs)
 
     def codes(self, stream):
@@ -147,15 +152,29 @@ class EAGER(SequentialRecommender):
                 logits, summaries[stream] = decoder.teacher_forced(items, decoder.transformer.memory_kv(memory), memory_mask)
                 losses[f"gen_{stream}"] = F.cross_entropy(logits.flatten(0, 1), self.codes(stream)[items].flatten())
                 if self.use_gct:
-                    target = getattr(self, f"{stream}_embedding")[items]
-                    losses[f"con_{stream}"] = self.lambda1 * F.smooth_l1_loss(decoder.summary_head(summaries[stream]).float(), target)
+                    losses[f"con_{stream}"] = self.lambda1 * self._gct_loss(decoder.summary_head(summaries[stream]).float(), stream, items)
             if self.stt is not None:
                 stt_losses = self.stt(self.decoders["behavior"], items, summaries["semantic"])
                 losses.update({name: self.lambda2 * loss for name, loss in stt_losses.items()})
         for name, value in losses.items():
             if not torch.isfinite(value):
                 raise ValueError(f"EAGER loss '{name}' is {value.item()}: lower learning_rate or raise warmup_steps")
+        self.loss_names = tuple(losses)
         return tuple(losses.values())
+
+    def _gct_loss(self, predicted, stream, items):
+        """GCT between the projected summary and the stream's pretrained item embedding, both
+        L2-normalised. ``smooth_l1`` (the paper), summed over the dimensions (≈ 1 - cos for
+        near vectors); ``infonce`` (the authors' code): against ``gct_negatives`` sampled
+        items (0: the batch's items), temperature ``gct_temperature``."""
+        table, predicted = getattr(self, f"{stream}_embedding"), F.normalize(predicted, dim=-1)
+        if self.gct_loss == "smooth_l1":
+            return F.smooth_l1_loss(predicted, F.normalize(table[items], dim=-1), reduction="none").sum(dim=-1).mean()
+        candidates = items
+        if self.gct_negatives:
+            candidates = torch.cat([items, torch.randint(1, self.n_items, (self.gct_negatives,), device=items.device)])
+        logits = predicted @ F.normalize(table[candidates], dim=-1).T / self.gct_temperature
+        return F.cross_entropy(logits, torch.arange(items.size(0), device=items.device))
 
     def merged_streams(self):
         return self.streams if self.merge_rule in MERGE_RULES else [self.merge_rule]
@@ -191,6 +210,7 @@ class EAGER(SequentialRecommender):
         with torch.no_grad(), self.autocast():
             for rows in lengths.argsort(stable=True).split(self.search_chunk_size):
                 items, log_probs = self.candidates(item_seq[rows, : max(int(lengths[rows].max()), 1)])
-                scores[rows] = scores[rows].scatter_reduce(1, items, log_probs, reduce="amax")  # an item in both streams keeps its best
+                flat = (rows.unsqueeze(1) * self.n_items + items).view(-1)  # in place: no copy of the chunk's score rows
+                scores.view(-1).scatter_reduce_(0, flat, log_probs.view(-1), reduce="amax")  # an item in both streams keeps its best
         scores[:, 0] = float("-inf")
         return scores
