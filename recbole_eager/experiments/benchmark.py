@@ -91,7 +91,7 @@ MODEL_ORDER = ["GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec", "EAGER"
 # Overrides that leave a model's configuration at its default (protocol, budget, bookkeeping).
 DEFAULT_CONFIG_KEYS = {
     "seed", "show_progress", "state", "data_path", "checkpoint_dir", "gpu_id", "behavior_checkpoint", "code_cache_dir",
-    "search_chunk_size", "train_time_budget", "stopping_step", "epochs", "pretrain_epochs",
+    "search_chunk_size", "train_time_budget", "stopping_step", "epochs", "pretrain_epochs", "report_best_test",
 }
 STOPS = {"early_stopping": "early stop", "epoch_cap": "epoch cap", "time_budget": "time budget", "evaluated_checkpoint": "re-evaluated"}
 
