@@ -1,8 +1,11 @@
 """RecBole Config that knows this plugin's models and its ``properties/`` defaults, the
 ``--key=value`` parser, and the checks of EAGER's keys."""
+import difflib
+import sys
 from logging import getLogger
 
 from recbole.config import Config as RecBoleConfig
+from recbole.utils import InputType
 
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, default_data_path, get_model, is_plugin_model
 
@@ -23,7 +26,15 @@ class Config(RecBoleConfig):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        check_keys(self)
         check_config(self)
+
+    def _load_cmd_line(self):
+        """RecBole's, but an argument that is not ``--key=value`` is an error, not a warning."""
+        bad = [arg for arg in sys.argv[1:] if not arg.startswith("--") or "=" not in arg]
+        if bad and "ipykernel_launcher" not in sys.argv[0]:
+            raise ConfigError(f"unrecognized argument {bad[0]!r}: config keys are given as --key=value (e.g. --epochs=2)")
+        return super()._load_cmd_line()
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
@@ -67,8 +78,49 @@ def parse_overrides(args):
     return RecBoleConfig._convert_config_dict(None, overrides)  # does not use self
 
 
+# Keys without a default in RecBole's or this plugin's YAMLs that are still meaningful.
+KEYS_WITHOUT_DEFAULT = {"model", "dataset", "config_files", "resume_from", "pre_model_path", "train_stage", "save_step"}
+RANGES = {  # key: (lowest, highest, what it is)
+    "lambda1": (0, None, "a loss weight"), "lambda2": (0, None, "a loss weight"),
+    "dropout_prob": (0, 1, "a probability"), "stt_mask_ratio": (0, 1, "a ratio"), "stt_replace_ratio": (0, 1, "a ratio"),
+    "epochs": (1, None, "a number of epochs"), "learning_rate": (0, None, "a learning rate"),
+    "train_batch_size": (1, None, "a batch size"), "eval_batch_size": (1, None, "a batch size"),
+}
+
+
+def check_keys(config):
+    """Every given key is known (or not close to a known one), of its default's type, in range."""
+    known = {**config.internal_config_dict, **(config.file_config_dict or {})}  # a user's config files may serve several models
+    for key, value in config.external_config_dict.items():
+        if key not in known and key not in KEYS_WITHOUT_DEFAULT:
+            close = difflib.get_close_matches(key, list(known) + sorted(KEYS_WITHOUT_DEFAULT), n=1, cutoff=0.8)
+            if close:
+                raise ConfigError(f"unknown config key '{key}': did you mean '{close[0]}'?")
+            getLogger().warning(f"config key '{key}' is not a key of RecBole or recbole-eager; passed on as given")
+            continue
+        if key in (config.file_config_dict or {}) and key not in config.internal_config_dict:
+            continue
+        default = known.get(key)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: True or False expected")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and not isinstance(value, (int, float)) and value is not None:
+            raise ConfigError(f"{key}={value!r}: a number expected (default {default})")
+    for key, (low, high, what) in RANGES.items():
+        value = config[key]
+        if isinstance(value, (int, float)) and not ((low is None or value >= low) and (high is None or value <= high)):
+            bounds = f"at least {low}" if high is None else f"in [{low}, {high}]"
+            raise ConfigError(f"{key}={value}: {what} must be {bounds}")
+
+
 def check_config(config):
-    """Raise ConfigError for values the model cannot run with (EAGER's keys)."""
+    """Raise ConfigError for values the model cannot run with under this protocol."""
+    sampling = (config["train_neg_sample_args"] or {}).get("distribution") not in (None, "none")
+    if config["MODEL_INPUT_TYPE"] == InputType.PAIRWISE and not sampling:
+        raise ConfigError(
+            f"{config['model']} is a pairwise model: it needs negative sampling, which this protocol turns off "
+            "(every model here trains with cross-entropy). Add --train_neg_sample_args=\"{'distribution': 'uniform', "
+            "'sample_num': 1}\" --loss_type=BPR to run it."
+        )
     if config["model"] != "EAGER":
         return
     streams = [s for s in ("behavior", "semantic") if config[f"use_{s}_stream"]]

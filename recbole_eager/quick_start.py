@@ -12,7 +12,7 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_eager.config import Config, check_config
 from recbole_eager.data import create_dataset
 from recbole_eager.trainer import TrainTimeBudgetReached, with_run_mixins
-from recbole_eager.utils import PROPERTIES_DIR, get_model, get_trainer, trusted_torch_load
+from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, get_model, get_trainer, trusted_torch_load
 
 
 def build_model(config, train_data, state_dict=None):
@@ -55,6 +55,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     """
     wall_start = time.perf_counter()
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    resume = read_checkpoint(config["resume_from"], "resume_from", config["model"], config["dataset"]) if config["resume_from"] else None
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -67,10 +68,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
 
     if config["train_stage"] == "pretrain_finetune":
         _pretrain(config, train_data, logger)
-    resume_state = None
-    if config["resume_from"]:  # a checkpoint of an interrupted run: continue after its last saved epoch
-        with trusted_torch_load():
-            resume_state = torch.load(config["resume_from"], map_location="cpu")["state_dict"]
+    resume_state = resume["state_dict"] if resume else None  # an interrupted run: continue after its saved epoch
     model = build_model(config, train_data, state_dict=resume_state)
     logger.info(model)
     trainer = with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
@@ -141,6 +139,23 @@ def _plain_config(config):
     return {k: v for k, v in config.final_config_dict.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
 
 
+def read_checkpoint(path, key, model=None, dataset=None):
+    """A checkpoint this plugin (RecBole) saved, or one clear error naming what ``path`` holds."""
+    if not os.path.isfile(path):
+        raise RecBoleEagerError(f"{key} {path} does not exist: give a checkpoint a run saved (<checkpoint_dir>/<Model>-....pth)")
+    with trusted_torch_load():
+        try:
+            checkpoint = torch.load(path, map_location="cpu")
+        except Exception as err:
+            raise RecBoleEagerError(f"{key} {path} is not a checkpoint torch can read ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or not {"config", "state_dict"} <= set(checkpoint):
+        raise RecBoleEagerError(f"{key} {path} is not a RecBole checkpoint (it has no config and state_dict)")
+    held = (checkpoint["config"]["model"], checkpoint["config"]["dataset"])
+    if model is not None and held != (model, dataset):
+        raise RecBoleEagerError(f"{key} {path} holds {held[0]} on {held[1]}, not {model} on {dataset}")
+    return checkpoint
+
+
 def add_new_defaults(config):
     """Keys added to the model's YAML after a checkpoint was saved get their defaults."""
     path = PROPERTIES_DIR / "model" / f"{config['model']}.yaml"
@@ -156,8 +171,7 @@ def load_data_and_model(model_file, config_overrides=None):
 
     ``config_overrides`` replace the checkpoint's config values before the model is built:
     meant for inference settings (``merge_rule``, ``beam_size``), not the architecture."""
-    with trusted_torch_load():
-        checkpoint = torch.load(model_file, map_location="cpu")
+    checkpoint = read_checkpoint(model_file, "model_file")
     config = checkpoint["config"]
     config.compatibility_settings()  # numpy aliases RecBole's metrics use; an unpickled Config skips its __init__
     add_new_defaults(config)

@@ -14,7 +14,6 @@ RecBole's models through ``full_sort_predict``.
 import argparse
 import json
 import logging
-import os
 import sys
 
 import torch
@@ -22,16 +21,7 @@ from recbole.data.interaction import Interaction
 from tqdm import tqdm
 
 from recbole_eager.quick_start import load_data_and_model
-from recbole_eager.utils import RecBoleEagerError, trusted_torch_load
-
-
-def _check_checkpoint(model_file):
-    if not os.path.isfile(model_file):
-        raise RecBoleEagerError(f"--model_file {model_file} does not exist: give a checkpoint saved by a run (saved/<Model>-....pth)")
-    with trusted_torch_load():
-        checkpoint = torch.load(model_file, map_location="cpu")
-    if not isinstance(checkpoint, dict) or not {"config", "state_dict"} <= set(checkpoint):
-        raise RecBoleEagerError(f"--model_file {model_file} is not a RecBole checkpoint (no config and state_dict)")
+from recbole_eager.utils import RecBoleEagerError
 
 
 class Recommender:
@@ -42,7 +32,6 @@ class Recommender:
     whose beams found the item; ``title``: when the item file has one)."""
 
     def __init__(self, model_file, config_overrides=None):
-        _check_checkpoint(model_file)
         self.config, self.model, self.dataset, _, _, _ = load_data_and_model(model_file, config_overrides)
         self.model.eval()
         self.uid, self.iid = self.config["USER_ID_FIELD"], self.config["ITEM_ID_FIELD"]

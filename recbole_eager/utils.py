@@ -1,5 +1,6 @@
 """Model/trainer lookup with fallback to RecBole, paths, and checkpoint loading."""
 import contextlib
+import difflib
 import functools
 import importlib
 import os
@@ -35,19 +36,32 @@ def is_plugin_model(model_name):
     return model_name in PLUGIN_MODELS
 
 
+def recbole_model_names():
+    """Names of RecBole 1.2's models (its model packages' public classes)."""
+    names = set()
+    for kind in ("general", "sequential", "context_aware", "knowledge_aware"):
+        module = importlib.import_module(f"recbole.model.{kind}_recommender")
+        names |= {n for n in dir(module) if n[:1].isupper()}
+    return sorted(names)
+
+
 def get_model(model_name):
-    """Model class by name: this plugin's models first, then RecBole's."""
-    if model_name in PLUGIN_MODELS:
-        return getattr(importlib.import_module(PLUGIN_MODELS[model_name]), model_name)
+    """Model class by name: this plugin's models first, then RecBole's; a name in other case
+    (``sasrec``) is taken as the model it names."""
     anomaly_detection = torch.is_anomaly_enabled()
     try:
-        return recbole_get_model(model_name)
-    except (ValueError, ImportError) as err:  # RecBole's lookup imports exlib (lightgbm, xgboost)
-        detail = f" ({err})" if isinstance(err, ImportError) else ""
-        raise RecBoleEagerError(
-            f"unknown model '{model_name}'{detail}. Known here: {', '.join(known_models())}; "
-            "or any model of RecBole 1.2 (https://recbole.io/model_list.html)."
-        ) from None
+        names = list(PLUGIN_MODELS) + recbole_model_names()
+        canonical = {n.lower(): n for n in names}.get(model_name.lower())
+        if canonical in PLUGIN_MODELS:
+            return getattr(importlib.import_module(PLUGIN_MODELS[canonical]), canonical)
+        if canonical is None:
+            close = difflib.get_close_matches(model_name, names, n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise RecBoleEagerError(
+                f"unknown model '{model_name}'.{hint} Known here: {', '.join(known_models())}; "
+                "or any model of RecBole 1.2 (https://recbole.io/model_list.html)."
+            )
+        return recbole_get_model(canonical)
     finally:
         # Importing RecBole 1.2.1's sequential models runs sine.py's module-level
         # torch.autograd.set_detect_anomaly(True) for the whole process: ~2x slower backward.

@@ -364,7 +364,8 @@ def test_same_seed_same_metrics(fake_codes, tiny_config):
 
 
 def test_nan_loss_stops_with_named_component(fake_codes, tiny_config):
-    _, model, train_data, _ = build(tiny_config, lambda1=float("nan"))
+    _, model, train_data, _ = build(tiny_config)
+    model.lambda1 = float("nan")  # the config refuses it; a diverging run gets there another way
     with pytest.raises(ValueError, match="EAGER loss 'con_behavior' is nan"):
         model.calculate_loss(first_batch(train_data))
 

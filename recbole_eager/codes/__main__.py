@@ -2,11 +2,14 @@
 
 ``python -m recbole_eager.codes --dataset=amazon-beauty [--kmeans_k=256 --data_path=... ...]``
 """
+import sys
+
 from recbole.utils import init_logger, init_seed
 
 from recbole_eager.codes import load_or_build_item_codes
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
+from recbole_eager.utils import RecBoleEagerError
 
 
 def _source(name, s):
@@ -24,7 +27,7 @@ def _source(name, s):
 def describe(codes):
     """Lines of statistics per stream."""
     lines = [f"cache: {codes['path']} ({'hit' if codes['cache_hit'] else 'miss: built'})"]
-    for name in ("behavior", "semantic"):
+    for name in [n for n in ("behavior", "semantic") if n in codes]:
         c, s = codes[name], codes[name].stats
         lines += [
             f"{name}: {s['items']} items, K={c.num_clusters}, depth {c.depth}, depth histogram {s['depth_histogram']}",
@@ -37,14 +40,23 @@ def describe(codes):
 
 
 def main():
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__.strip() + "\n\nAny EAGER config key as --key=value (kmeans_k, kmeans_balanced, behavior_checkpoint, "
+              "semantic_model, item_text_fields, rebuild_codes, ...; defaults in recbole_eager/properties/model/EAGER.yaml).")
+        return 0
     # Command-line --key=value pairs are read by Config (RecBole style).
-    config = Config(model="EAGER")
+    try:
+        config = Config(model="EAGER")
+    except RecBoleEagerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)
     for line in describe(load_or_build_item_codes(config, dataset)):
         print(line)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

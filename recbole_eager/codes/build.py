@@ -47,7 +47,7 @@ def _sha256_file(path):
     return digest.hexdigest()
 
 
-def cache_inputs(config):
+def cache_inputs(config, streams=STREAMS):
     """Everything the codes depend on, as a JSON string (its hash names the cache file)."""
     files = {}
     for suffix in ("inter", "item"):
@@ -74,6 +74,7 @@ def cache_inputs(config):
         "eval_args": config["eval_args"],
         "behavior": behavior,
         **{k: config[k] for k in REQUIRED_KEYS if k != "semantic_batch_size"},
+        **({"streams": list(streams)} if tuple(streams) != STREAMS else {}),
     }
     return json.dumps(inputs, sort_keys=True, default=str)
 
@@ -83,9 +84,14 @@ def cache_path(config, inputs):
     return os.path.join(directory, f"{config['dataset']}-{hashlib.sha256(inputs.encode()).hexdigest()[:16]}.pt")
 
 
+def enabled_streams(config):
+    """The streams a run uses (``use_<stream>_stream``); each needs only its own inputs."""
+    return [s for s in STREAMS if config[f"use_{s}_stream"] is not False]
+
+
 def _checksum(streams):
     digest = hashlib.sha256()
-    for name in STREAMS:
+    for name in sorted(streams):
         s = streams[name]
         for tensor in (s["codes"], s["embeddings"]):
             digest.update(json.dumps([str(tensor.dtype), list(tensor.shape)]).encode())
@@ -95,7 +101,7 @@ def _checksum(streams):
 
 
 def _save(codes, path, inputs):
-    streams = {name: dict(vars(codes[name])) for name in STREAMS}
+    streams = {name: dict(vars(c)) for name, c in codes.items()}
     payload = {"format": FORMAT_VERSION, "inputs": inputs, "streams": streams, "checksum": _checksum(streams)}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -109,7 +115,7 @@ def _load(path, item_num):
         streams = payload["streams"]
         if payload["checksum"] != _checksum(streams):
             raise ValueError("checksum mismatch")
-        codes = {name: ItemCodes(**streams[name]) for name in STREAMS}
+        codes = {name: ItemCodes(**value) for name, value in streams.items()}
         if any(len(c.codes) != item_num or len(c.embeddings) != item_num for c in codes.values()):
             raise ValueError(f"codes do not cover the dataset's {item_num} items")
         return codes
@@ -128,18 +134,22 @@ def build_item_codes(embeddings, config, stats):
 
 
 def load_or_build_item_codes(config, dataset):
-    """Behavior and semantic codes of every item of ``dataset``, from cache when inputs match.
+    """Behavior and semantic codes of every item of ``dataset`` (the enabled streams only: a
+    behavior-only run needs no item text, a semantic-only run no behavior model), from cache
+    when inputs match.
 
     Returns ``{"behavior": ItemCodes, "semantic": ItemCodes, "path": cache file,
     "cache_hit": bool}``. ``rebuild_codes: True`` ignores the cache.
     """
     logger = getLogger()
-    required = REQUIRED_KEYS + (() if config["behavior_checkpoint"] else ("behavior_model", "behavior_epochs"))
+    streams = enabled_streams(config)
+    behavior = "behavior" in streams and not config["behavior_checkpoint"]
+    required = REQUIRED_KEYS + (("behavior_model", "behavior_epochs") if behavior else ())
     missing = [k for k in required if config[k] is None]
     if missing:
         raise RecBoleEagerError(f"config lacks {missing} (defaults: properties/model/EAGER.yaml)")
     check_num_clusters(config["kmeans_k"], dataset.item_num - 1)
-    inputs = cache_inputs(config)
+    inputs = cache_inputs(config, streams)
     path = cache_path(config, inputs)
     if os.path.isfile(path) and not config["rebuild_codes"]:
         codes = _load(path, dataset.item_num)
@@ -149,9 +159,11 @@ def load_or_build_item_codes(config, dataset):
 
     codes = {}
     for name, embed in (("semantic", semantic_embeddings), ("behavior", behavior_embeddings)):  # text errors first: fast
+        if name not in streams:
+            continue
         embeddings, stats = embed(config, dataset)
         codes[name] = build_item_codes(embeddings, config, stats)
         logger.info(f"{name} codes: depth {codes[name].depth}, {codes[name].stats}")
     _save(codes, path, inputs)
     logger.info(f"item codes saved to {path}")
-    return {"behavior": codes["behavior"], "semantic": codes["semantic"], "path": path, "cache_hit": False}
+    return {**codes, "path": path, "cache_hit": False}

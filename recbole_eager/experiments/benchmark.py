@@ -20,7 +20,7 @@ import yaml
 
 from recbole_eager.config import parse_overrides as config_parse_overrides
 from recbole_eager.experiments.records import git_commit, portable_path, write_record
-from recbole_eager.utils import PROJECT_ROOT, PROPERTIES_DIR, atomic_write
+from recbole_eager.utils import PROJECT_ROOT, PROPERTIES_DIR, RecBoleEagerError, atomic_write
 
 METRICS = ["recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
 PAPER_NAMES = {"S3Rec": "S3-Rec"}
@@ -87,7 +87,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
     return write_record(out_path, record)
 
 
-MODEL_ORDER = ["GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec", "EAGER"]
+MODEL_ORDER = ["Markov", "GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec", "EAGER"]
 # Overrides that leave a model's configuration at its default (protocol, budget, bookkeeping).
 DEFAULT_CONFIG_KEYS = {
     "seed", "show_progress", "state", "data_path", "checkpoint_dir", "gpu_id", "behavior_checkpoint", "code_cache_dir",
@@ -237,6 +237,12 @@ def main(argv=None):
     for model in args.models:
         out_path = os.path.join(runs_dir, f"{args.dataset}__{run_name(model, args.tag)}.json")
         if os.path.exists(out_path):
+            with open(out_path) as f:
+                done = json.load(f)
+            if done["overrides"] != overrides or done.get("evaluated_checkpoint") != portable_path(args.evaluate):
+                raise RecBoleEagerError(
+                    f"{out_path} holds a run with other settings ({done['overrides']}); name this one with --tag"
+                )
             print(f"skip {model}: {out_path} exists")
             continue
         # RecBole reads sys.argv for --key=value; keep ours out of it.

@@ -149,7 +149,7 @@ class EAGER(SequentialRecommender):
             losses, summaries = {}, {}
             for stream in self.streams:
                 decoder = self.decoders[stream]
-                logits, summaries[stream] = decoder.teacher_forced(items, decoder.transformer.memory_kv(memory), memory_mask)
+                logits, summaries[stream] = decoder.teacher_forced(items, decoder.transformer.memory_kv(memory, valid), memory_mask)
                 losses[f"gen_{stream}"] = F.cross_entropy(logits.flatten(0, 1), self.codes(stream)[items].flatten())
                 if self.use_gct:
                     losses[f"con_{stream}"] = self.lambda1 * self._gct_loss(decoder.summary_head(summaries[stream]).float(), stream, items)
@@ -186,7 +186,7 @@ class EAGER(SequentialRecommender):
             memory, valid = self.encode(interaction[self.ITEM_SEQ])
             items = interaction[self.ITEM_ID].unsqueeze(1)
             log_probs = torch.stack([
-                self.decoders[s].log_prob(items, self.decoders[s].transformer.memory_kv(memory), valid[:, None, None, :])[:, 0]
+                self.decoders[s].log_prob(items, self.decoders[s].transformer.memory_kv(memory, valid), valid[:, None, None, :])[:, 0]
                 for s in self.merged_streams()
             ])
         return log_probs.sum(dim=0) if self.merge_rule == "joint" else log_probs.amax(dim=0)
@@ -196,7 +196,7 @@ class EAGER(SequentialRecommender):
         [B, streams * beam_size] and their scores (``merge_candidates``)."""
         memory, valid = self.encode(item_seq)
         memory_mask = valid[:, None, None, :]
-        kvs = {s: self.decoders[s].transformer.memory_kv(memory) for s in self.merged_streams()}
+        kvs = {s: self.decoders[s].transformer.memory_kv(memory, valid) for s in self.merged_streams()}
         found = {s: beam_search(self.decoders[s], kvs[s], memory_mask, self.beam_size) for s in kvs}
         return merge_candidates(found, self.merge_rule, lambda s, items: self.decoders[s].log_prob(items, kvs[s], memory_mask))
 

@@ -31,9 +31,17 @@ class CodeTransformerLayer(nn.Module):
     def _merge(self, x):  # [N, heads, T, d] -> [N, T, H]
         return x.transpose(1, 2).reshape(x.size(0), x.size(2), -1)
 
-    def memory_kv(self, memory):
-        """Cross-attention keys and values of a memory [B, S, H]: ([B, heads, S, d],) * 2."""
-        return tuple(self._heads(t) for t in self.cross_kv(memory).chunk(2, dim=-1))
+    def memory_kv(self, memory, valid=None, rows=None):
+        """Cross-attention keys and values of a memory [B, S, H]: ([B, heads, S, d],) * 2.
+        With ``valid`` [B, S], only those positions are projected (``rows``: ``memory[valid]``);
+        the others stay zero, as attention masks them: histories are mostly padding."""
+        if valid is None:
+            kv = self.cross_kv(memory)
+        else:
+            projected = self.cross_kv(memory[valid] if rows is None else rows)
+            kv = projected.new_zeros(*valid.shape, projected.size(-1))
+            kv[valid] = projected
+        return tuple(self._heads(t) for t in kv.chunk(2, dim=-1))
 
     def forward(self, x, memory_kv, memory_mask=None, causal=True, cache=None):
         """x [B * rows, T, H], ``rows`` per user of the memory; memory_mask [B, 1, 1, S]
@@ -69,9 +77,11 @@ class CodeTransformer(nn.Module):
         )
         self.final_norm = nn.LayerNorm(hidden_size, eps=eps)
 
-    def memory_kv(self, memory):
-        """Every layer's cross-attention keys and values of ``memory`` [B, S, H]."""
-        return [layer.memory_kv(memory) for layer in self.layers]
+    def memory_kv(self, memory, valid=None):
+        """Every layer's cross-attention keys and values of ``memory`` [B, S, H] (at its
+        ``valid`` positions only, if given)."""
+        rows = None if valid is None else memory[valid]
+        return [layer.memory_kv(memory, valid, rows) for layer in self.layers]
 
     def forward(self, x, memory_kvs, memory_mask=None, causal=True, caches=None):
         """``caches``: one dict per layer for incremental decoding (see the layer)."""

@@ -1,0 +1,79 @@
+"""A user's mistakes: one clear line and exit 2, checked before any data, training or code
+building, with nothing left behind."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import run_recbole_eager as cli
+from conftest import TINY_DATA
+from recbole_eager.codes import __main__ as codes_cli
+from recbole_eager.quick_start import run_recbole_eager
+
+TINY = [f"--data_path={TINY_DATA}", "--show_progress=False", "--state=WARNING"]
+
+
+def run_cli(monkeypatch, capsys, *args):
+    argv = ["--dataset=eager-tiny", *TINY, *args]
+    monkeypatch.setattr(sys, "argv", ["run_recbole_eager.py", *argv])
+    code = cli.main(argv)
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model=EAGER", "--beam_size=5"], "error: beam_size=5 must be at least max(topk)=20"),
+    (["--model=SASRec", "--epochs=abc"], "error: epochs='abc': a number expected (default 300)"),
+    (["--model=EAGER", "--lamda1=0.5"], "error: unknown config key 'lamda1': did you mean 'lambda1'?"),
+    (["--model=SASRec", "--epochs", "2"], "error: unrecognized argument '--epochs': config keys are given as --key=value (e.g. --epochs=2)"),
+    (["--model=EAGER", "--lambda1=-1"], "error: lambda1=-1: a loss weight must be at least 0"),
+    (["--model=EAGER", "--stt_mask_ratio=1.5"], "error: stt_mask_ratio=1.5: a ratio must be in [0, 1]"),
+    (["--model=SASRecc"], "error: unknown model 'SASRecc'. Did you mean SASRec, SASRecF, SASRecCPR?"),
+    (["--model=BPR"], "error: BPR is a pairwise model: it needs negative sampling"),
+    (["--model=SASRec", "--resume_from=saved/nope.pth"], "error: resume_from saved/nope.pth does not exist"),
+])
+def test_bad_input_is_one_line_before_anything_runs(monkeypatch, capsys, args, message):
+    code, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and len(err) == 1 and err[0].startswith(message), err
+    assert not os.path.exists("saved") and not os.path.exists("log")  # nothing trained, built or logged
+
+
+def test_model_names_in_any_case_run(monkeypatch, capsys):
+    code, _ = run_cli(monkeypatch, capsys, "--model=sasrec", "--epochs=1")
+    assert code == 0 and any(f.startswith("SASRec-") for f in os.listdir("saved"))
+
+
+def test_resume_from_another_models_checkpoint_names_what_it_holds(monkeypatch, capsys, tiny_config):
+    gru = run_recbole_eager(model="GRU4Rec", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1})["saved_model_file"]
+    code, err = run_cli(monkeypatch, capsys, "--model=SASRec", f"--resume_from={gru}")
+    assert code == 2 and err == [f"error: resume_from {gru} holds GRU4Rec on eager-tiny, not SASRec on eager-tiny"]
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, capsys):
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.main.__globals__, "run_recbole_eager", interrupted)
+    code, err = run_cli(monkeypatch, capsys, "--model=SASRec")
+    assert code == 130 and len(err) == 1 and "--resume_from=" in err[0]
+
+
+def test_codes_cli_help_and_bad_key(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["codes", "--help"])
+    assert codes_cli.main() == 0 and "python -m recbole_eager.codes" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["codes", "--dataset=eager-tiny", "--kmeans_kk=8"])
+    assert codes_cli.main() == 2 and "did you mean 'kmeans_k'" in capsys.readouterr().err
+
+
+def test_help_lists_the_common_keys():
+    out = subprocess.run([sys.executable, "-m", "recbole_eager", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--resume_from=" in out.stdout and "--lambda1=" in out.stdout and "--threads" in out.stdout
+
+
+def test_behavior_only_needs_no_item_text(tiny_config, tiny_copy):
+    os.remove(tiny_copy / "eager-tiny" / "eager-tiny.item")
+    result = run_recbole_eager(model="EAGER", dataset="eager-tiny", config_dict={
+        **tiny_config, "data_path": str(tiny_copy), "epochs": 1, "decoder_layers": 1, "behavior_epochs": 1,
+        "use_semantic_stream": False, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+    })
+    assert result["epochs"] == 1 and "ndcg@10" in result["test_result"]
