@@ -197,6 +197,11 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     assert "time budget 60 s" in rows[0]
     assert "| EAGER-no-gct | EAGER | use_gct=False |" in others and "| EAGER-cap2 | EAGER | - |" in others
     assert "| EAGER-joint-eval | EAGER | re-evaluated None; merge_rule=joint |" in others
+    (tmp_path / "README.md").write_text(f"# r\n{benchmark.SUMMARY_START}\nold\n{benchmark.SUMMARY_END}\nkept\n")
+    benchmark.write_summary(str(tmp_path), None)
+    readme = (tmp_path / "README.md").read_text()
+    assert "| EAGER | 0.0400 (-) / 0.0400 (-) |" in readme and "| Caser | 0.0100† (-) / 0.0100† (-) |" in readme
+    assert "old" not in readme and readme.endswith("kept\n")
 
 
 def test_benchmark_commit_dirty_only_for_code(tmp_path, monkeypatch):

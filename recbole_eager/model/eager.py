@@ -51,7 +51,8 @@ class EAGER(SequentialRecommender):
         self.autocast_dtype = None if config["precision"] == "float32" else getattr(torch, config["precision"])
         self.streams = [s for s in STREAMS if config[f"use_{s}_stream"]]
         self.use_gct = config["use_gct"]
-        self.gct_loss, self.gct_negatives, self.gct_temperature = config["gct_loss"], config["gct_negatives"], config["gct_temperature"]
+        self.gct_loss, self.gct_normalize = config["gct_loss"], config["gct_normalize"]
+        self.gct_negatives, self.gct_temperature = config["gct_negatives"], config["gct_temperature"]
         use_stt = len(self.streams) == 2 and (config["use_stt_recon"] or config["use_stt_recog"])
 
         # item codes and embeddings: buffers, so a checkpoint carries them
@@ -120,8 +121,6 @@ class EAGER(SequentialRecommender):
         for key, value in state_dict.items():
             old = next((o for o in RENAMED_PARAMETERS if key.startswith(o)), None)
             renamed[key if old is None else RENAMED_PARAMETERS[old] + key[len(old):]] = value
-        if self.stt is not None and "stt.position_embedding.weight" not in renamed:  # STT had no positions: zeros are that model
-            renamed["stt.position_embedding.weight"] = torch.zeros_like(self.stt.position_embedding.weight)
         return super().load_state_dict(renamed, *args, **kwargs)
 
     def codes(self, stream):
@@ -163,11 +162,15 @@ class EAGER(SequentialRecommender):
         return tuple(losses.values())
 
     def _gct_loss(self, predicted, stream, items):
-        """GCT between the projected summary and the stream's pretrained item embedding, both
-        L2-normalised. ``smooth_l1`` (the paper), summed over the dimensions (≈ 1 - cos for
-        near vectors); ``infonce`` (the authors' code): against ``gct_negatives`` sampled
-        items (0: the batch's items), temperature ``gct_temperature``."""
-        table, predicted = getattr(self, f"{stream}_embedding"), F.normalize(predicted, dim=-1)
+        """GCT between the projected summary and the stream's pretrained item embedding.
+        ``smooth_l1`` (the paper): with ``gct_normalize``, of the L2-normalised vectors summed
+        over the dimensions (≈ 1 - cos for near vectors), else of the raw vectors averaged
+        over all elements. ``infonce`` (the authors' code): normalised, against
+        ``gct_negatives`` sampled items (0: the batch's items), temperature ``gct_temperature``."""
+        table = getattr(self, f"{stream}_embedding")
+        if self.gct_loss == "smooth_l1" and not self.gct_normalize:  # raw vectors, mean over elements: ~1e-3, inert
+            return F.smooth_l1_loss(predicted, table[items])
+        predicted = F.normalize(predicted, dim=-1)
         if self.gct_loss == "smooth_l1":
             return F.smooth_l1_loss(predicted, F.normalize(table[items], dim=-1), reduction="none").sum(dim=-1).mean()
         candidates = items

@@ -11,8 +11,13 @@ from recbole_eager.model.layers import CodeTransformer
 RECON_LOSSES = ("contrastive", "softmax")
 
 
-def choose_positions(batch, depth, ratio, device):
-    """Boolean [batch, depth]: exactly ``max(1, round(ratio * depth))`` positions per row."""
+def choose_positions(batch, depth, ratio, device, exact=True):
+    """Boolean [batch, depth]: exactly ``max(1, round(ratio * depth))`` positions per row
+    (``exact``, the paper's m %), else Bernoulli(``ratio``) plus one forced position."""
+    if not exact:
+        chosen = torch.rand(batch, depth, device=device) < ratio
+        chosen[torch.arange(batch), torch.randint(depth, (batch,), device=device)] = True
+        return chosen
     n = min(depth, max(1, round(ratio * depth)))
     chosen = torch.zeros(batch, depth, dtype=torch.bool, device=device)
     return chosen.scatter_(1, torch.rand(batch, depth, device=device).argsort(dim=1)[:, :n], True)
@@ -53,7 +58,8 @@ class SemanticTransfer(nn.Module):
             config["stt_layers"], hidden, config["n_heads"], config["inner_size"],
             config["dropout_prob"], config["layer_norm_eps"],
         )
-        self.position_embedding = nn.Embedding(depth + 1, hidden)  # CLS, then one per code level
+        # CLS, then one per code level; without them two masked positions are indistinguishable
+        self.position_embedding = nn.Embedding(depth + 1, hidden) if config["stt_positions"] else None
         self.cls = nn.Parameter(torch.zeros(1, 1, hidden))
         self.mask = nn.Parameter(torch.zeros(1, 1, hidden))
         self.recog_head = nn.Linear(hidden, 1) if recognition else None
@@ -61,7 +67,9 @@ class SemanticTransfer(nn.Module):
         self.mask_ratio, self.replace_ratio = config["stt_mask_ratio"], config["stt_replace_ratio"]
         self.recon_loss = config["stt_recon_loss"]
         self.recon_temperature = config["recon_temperature"]
-        self.negatives, self.temperature = config["stt_negatives"], config["stt_temperature"]
+        self.negatives, self.temperature = config["stt_recon_negatives"], config["stt_temperature"]
+        self.exact_mask = config["stt_mask"] == "exact"
+        self.prefix_partners = config["stt_recog_negatives"] == "prefix_partner"
         self.detach = config["stt_detach"]
 
     def forward(self, decoder, items, semantic_summary):
@@ -78,15 +86,14 @@ class SemanticTransfer(nn.Module):
         token_emb = F.embedding(tokens, table)
         views, losses = [], {}
         if self.reconstruction:
-            masked = choose_positions(batch, depth, self.mask_ratio, items.device)
+            masked = choose_positions(batch, depth, self.mask_ratio, items.device, self.exact_mask)
             views.append(torch.where(masked[..., None], self.mask.expand(batch, depth, -1), token_emb))
         if self.recog_head is not None:
-            replaced = min(depth, max(1, round(self.replace_ratio * depth)))
-            partners = prefix_partners(trie, items, depth - replaced)
-            partner_tokens = trie.token_ids(trie.codes[partners], trie.item_states[partners])
-            views += [token_emb, F.embedding(partner_tokens, table)]
+            views += [token_emb, F.embedding(self._corrupted(trie, items, tokens), table)]
         x = torch.cat(views, dim=0)
-        x = torch.cat([self.cls.expand(x.size(0), 1, -1), x], dim=1) + self.position_embedding.weight
+        x = torch.cat([self.cls.expand(x.size(0), 1, -1), x], dim=1)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding.weight
         memory = semantic_summary.unsqueeze(1).repeat(len(views), 1, 1)
         hidden = self.transformer(x, self.transformer.memory_kv(memory), causal=False).split(batch, dim=0)
         if self.reconstruction:
@@ -97,6 +104,21 @@ class SemanticTransfer(nn.Module):
             labels = torch.cat([scores.new_ones(batch), scores.new_zeros(batch)])
             losses["recog"] = F.binary_cross_entropy_with_logits(scores, labels)
         return losses
+
+    def _corrupted(self, trie, items, tokens):
+        """Recognition negatives. ``prefix_partner``: another item's code sharing all but the
+        last ``max(1, round(stt_replace_ratio * L))`` digits, a valid code. ``random_tokens``:
+        positions replaced by other tokens of their level (Bernoulli plus one forced); with
+        node tokens the result is no path of the trie, so token ids alone give it away."""
+        depth = tokens.size(1)
+        if self.prefix_partners:
+            replaced = min(depth, max(1, round(self.replace_ratio * depth)))
+            partners = prefix_partners(trie, items, depth - replaced)
+            return trie.token_ids(trie.codes[partners], trie.item_states[partners])
+        replaced = choose_positions(tokens.size(0), depth, self.replace_ratio, tokens.device, exact=False)
+        index = tokens - trie.level_offset
+        shift = 1 + (torch.rand(tokens.shape, device=tokens.device) * (trie.level_size - 1)).long()
+        return torch.where(replaced, (index + shift) % trie.level_size, index) + trie.level_offset
 
     def _reconstruction(self, decoder, table, items, tokens, masked, hidden):
         """Masked positions only. ``contrastive`` (the paper): the output against the true
