@@ -1,12 +1,15 @@
 """RecBole Config that knows this plugin's models and its ``properties/`` defaults, the
 ``--key=value`` parser, and the checks of EAGER's keys."""
 import difflib
+import os
 import sys
 from logging import getLogger
 
+import recbole
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import InputType
 
+from recbole_eager.data.dataset import ROW_ORDER_FIELD, infer_fields
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, default_data_path, get_model, is_plugin_model
 
 PRECISIONS = ("float32", "bfloat16")
@@ -60,6 +63,26 @@ class Config(RecBoleConfig):
                 config_dict = self._update_internal_config_dict(str(path))
                 if path.parent.name == "dataset" and config_dict:
                     self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
+        recbole_yaml = os.path.join(os.path.dirname(recbole.__file__), "properties", "dataset", f"{dataset}.yaml")
+        if not (PROPERTIES_DIR / "dataset" / f"{dataset}.yaml").is_file() and not os.path.isfile(recbole_yaml):
+            self._infer_dataset_fields(dataset)
+
+    def _infer_dataset_fields(self, dataset):
+        """A dataset without a YAML: its id, time and text fields from the atomic files' headers
+        (keys the user sets win), logged in one line."""
+        folder = os.path.join(self.external_config_dict.get("data_path") or default_data_path(), dataset)
+        inferred = infer_fields(folder, dataset)
+        if inferred is None:
+            return
+        inferred = {k: v for k, v in inferred.items() if k not in self.external_config_dict}
+        self.internal_config_dict.update(inferred)
+        self.parameters["Dataset"] += [k for k in inferred if k not in self.parameters["Dataset"]]
+        time = inferred.get("TIME_FIELD")
+        getLogger().warning(  # before the log file exists: shown on the console
+            f"dataset '{dataset}' has no YAML: inferred from {folder}: "
+            + ", ".join(f"{k}={v}" for k, v in inferred.items() if k != "TIME_FIELD")
+            + (f", no time field: each user's rows in file order" if time == ROW_ORDER_FIELD else f", TIME_FIELD={time}")
+        )
 
 
 def parse_overrides(args):

@@ -10,6 +10,7 @@ import run_recbole_eager as cli
 from conftest import TINY_DATA
 from recbole_eager.codes import __main__ as codes_cli
 from recbole_eager.quick_start import run_recbole_eager
+from recbole_eager.utils import RecBoleEagerError
 
 TINY = [f"--data_path={TINY_DATA}", "--show_progress=False", "--state=WARNING"]
 
@@ -77,3 +78,62 @@ def test_behavior_only_needs_no_item_text(tiny_config, tiny_copy):
         "use_semantic_stream": False, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
     })
     assert result["epochs"] == 1 and "ndcg@10" in result["test_result"]
+
+
+def own_dataset(tiny_copy, name, drop_time=False):
+    """A copy of eager-tiny under a new name, with no YAML in properties/dataset."""
+    folder = tiny_copy / name
+    (tiny_copy / "eager-tiny").rename(folder)
+    for suffix in ("inter", "item"):
+        (folder / f"eager-tiny.{suffix}").rename(folder / f"{name}.{suffix}")
+    if drop_time:
+        lines = (folder / f"{name}.inter").read_text().splitlines()
+        (folder / f"{name}.inter").write_text("\n".join("\t".join(line.split("\t")[:2]) for line in lines) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("model", ["SASRec", "EAGER"])
+def test_own_dataset_without_yaml_runs_with_inferred_fields(tiny_config, tiny_copy, caplog, model):
+    own_dataset(tiny_copy, "shop")
+    config = {**tiny_config, "data_path": str(tiny_copy), "epochs": 1, "decoder_layers": 1, "behavior_epochs": 1, "kmeans_k": 8,
+              "state": "INFO"}
+    result = run_recbole_eager(model=model, dataset="shop", config_dict=config)
+    assert "ndcg@10" in result["test_result"]
+    assert "dataset 'shop' has no YAML: inferred" in caplog.text and "TIME_FIELD=timestamp" in caplog.text
+    assert result["config"]["item_text_fields"] == ["title", "brand", "categories"]
+
+
+def test_without_a_time_field_the_row_order_is_the_sequence(tiny_config, tiny_copy, caplog):
+    from recbole.data import data_preparation
+
+    from recbole_eager.config import Config
+    from recbole_eager.data import create_dataset
+
+    folder = own_dataset(tiny_copy, "notime", drop_time=True)
+    config = Config(model="SASRec", dataset="notime", config_dict={**tiny_config, "data_path": str(tiny_copy), "state": "INFO"})
+    assert "no time field: each user's rows in file order" in caplog.text
+    dataset = create_dataset(config)
+    _, _, test_data = data_preparation(config, dataset)
+    rows = [line.split("\t") for line in (folder / "notime.inter").read_text().splitlines()[1:]]
+    last = {user: item for user, item in rows}  # each user's last row
+    feat = test_data._dataset.inter_feat
+    users = dataset.id2token("user_id", feat["user_id"].numpy())
+    items = dataset.id2token("item_id", feat["item_id"].numpy())
+    assert dict(zip(users, items)) == last
+    result = run_recbole_eager(model="SASRec", dataset="notime", config_dict={**tiny_config, "data_path": str(tiny_copy), "epochs": 1})
+    assert "ndcg@10" in result["test_result"]
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_malformed_row_is_an_error_naming_file_and_line_or_skipped(tiny_config, tiny_copy, caplog, skip):
+    inter = tiny_copy / "eager-tiny" / "eager-tiny.inter"
+    lines = inter.read_text().splitlines()
+    lines[5] = lines[5].split("\t")[0]  # a row with only the user: line 6 of the file
+    inter.write_text("\n".join(lines) + "\n")
+    config = {**tiny_config, "data_path": str(tiny_copy), "epochs": 1, "skip_malformed_rows": skip}
+    if not skip:
+        with pytest.raises(RecBoleEagerError, match=r"eager-tiny.inter line 6: a field is empty or missing \(1 such rows\)"):
+            run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict=config)
+    else:
+        run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict=config)
+        assert "skipped 1 malformed rows" in caplog.text

@@ -6,10 +6,10 @@ from urllib.error import URLError
 
 import yaml
 from recbole.data import create_dataset as recbole_create_dataset
-from recbole.data.dataset import SequentialDataset
 from recbole.utils import ModelType
 
 import recbole
+from recbole_eager.data.dataset import PluginSequentialDataset
 from recbole_eager.utils import DATA_ENV_VAR, RecBoleEagerError
 
 _RECBOLE_URLS = os.path.join(os.path.dirname(recbole.__file__), "properties", "dataset", "url.yaml")
@@ -45,38 +45,38 @@ def check_dataset_files(config):
     return False
 
 
-class ItemOrderedDataset(SequentialDataset):
-    """``sequence_order: item``: each user's interactions ordered by item token before the
-    split, as in the authors' code (timestamps set to 0, rows in file order, and the 2014
-    Amazon files sorted by ASIN). The time field becomes the item token's rank."""
+def _dataset_class(config):
+    """Ours for sequential models without a dataset class of their own in RecBole, else None."""
+    import recbole.data.dataset as recbole_datasets
 
-    def _data_processing(self):
-        tokens = self.inter_feat[self.iid_field].astype(str)
-        self.inter_feat[self.time_field] = tokens.rank(method="dense").astype(float)
-        super()._data_processing()
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL or hasattr(recbole_datasets, config["model"] + "Dataset"):
+        return None
+    if config["sequence_order"] == "item":
+        getLogger().warning(
+            "sequence_order=item: each user's sequence is ordered by item token, as in the EAGER authors' code. "
+            "This reproduces their setup; it is not a valid evaluation (the test item is not the last one in time)."
+        )
+    return PluginSequentialDataset
 
 
-def _item_ordered(config):
-    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL or not config["TIME_FIELD"]:
-        raise RecBoleEagerError("sequence_order=item needs a sequential model and a TIME_FIELD")
-    getLogger().warning(
-        "sequence_order=item: each user's sequence is ordered by item token, as in the EAGER authors' code. "
-        "This reproduces their setup; it is not a valid evaluation (the test item is not the last one in time)."
-    )
-    return ItemOrderedDataset(config)
+def _build(config):
+    dataset_class = _dataset_class(config)
+    if dataset_class is None and config["sequence_order"] == "item":
+        raise RecBoleEagerError("sequence_order=item needs a sequential model")
+    return dataset_class(config) if dataset_class else recbole_create_dataset(config)
 
 
 def create_dataset(config):
     """RecBole's ``create_dataset``; a dataset absent locally is downloaded by RecBole,
     and a failed download becomes one clear error (the partial folder is removed).
-    ``sequence_order: item`` builds an ``ItemOrderedDataset``."""
+    Sequential models get ``PluginSequentialDataset`` (row checks, row or item order)."""
     if config["sequence_order"] not in (None, "time", "item"):
         raise RecBoleEagerError(f"sequence_order={config['sequence_order']!r}: use 'time' or 'item'")
     if check_dataset_files(config):
-        return _item_ordered(config) if config["sequence_order"] == "item" else recbole_create_dataset(config)
+        return _build(config)
     path = config["data_path"]
     try:
-        return recbole_create_dataset(config)
+        return _build(config)
     except (URLError, OSError, EOFError, SystemExit) as err:
         reason = getattr(err, "reason", None) or err
         if os.path.isdir(path) and not os.path.isfile(os.path.join(path, f"{config['dataset']}.inter")):
