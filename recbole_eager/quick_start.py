@@ -93,8 +93,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     test_seconds = time.perf_counter() - test_start
 
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(results_table(best_valid_result or {}, test_result))
     return {
         "model": config["model"],
         "dataset": config["dataset"],
@@ -112,6 +111,13 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         "config": _plain_config(config),
         **(_best_test(test_every_epoch, config) if config["report_best_test"] else {}),
     }
+
+
+def results_table(valid, test):
+    """The metrics as a small table: one row per metric, best-validation and test columns."""
+    rows = [f"{'metric':<10} {'valid':>8} {'test':>8}"]
+    rows += [f"{name:<10} {valid.get(name, float('nan')):>8.4f} {value:>8.4f}" for name, value in test.items()]
+    return "results (valid: the best validation epoch; test: that epoch's model)\n" + "\n".join(rows)
 
 
 def _with_test_pass(callback_fn, trainer, test_data, results):

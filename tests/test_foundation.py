@@ -158,6 +158,8 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     mtime = os.path.getmtime(results / "runs" / runs[1])
     benchmark.main(args)  # finished runs are skipped
     assert os.path.getmtime(results / "runs" / runs[1]) == mtime
+    with pytest.raises(RecBoleEagerError, match="holds a run with other settings.*--tag"):
+        benchmark.main([*args[:-3], "epochs=2", *args[-2:]])  # same names, other settings: refused
 
     # Re-evaluating the saved best model reproduces the run's validation and test metrics.
     benchmark.main(["--dataset", "eager-tiny", "--models", "SASRec", "--tag", "again", "--results", str(results),

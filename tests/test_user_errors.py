@@ -137,3 +137,17 @@ def test_a_malformed_row_is_an_error_naming_file_and_line_or_skipped(tiny_config
     else:
         run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict=config)
         assert "skipped 1 malformed rows" in caplog.text
+
+
+def test_results_are_a_small_table():
+    from recbole_eager.quick_start import results_table
+
+    table = results_table({"recall@10": 0.05, "ndcg@10": 0.03}, {"recall@10": 0.04, "ndcg@10": 0.025})
+    assert table.splitlines()[1:] == ["metric        valid     test", "recall@10    0.0500   0.0400", "ndcg@10      0.0300   0.0250"]
+
+
+def test_semantic_only_needs_no_behavior_model(tiny_config):
+    result = run_recbole_eager(model="EAGER", dataset="eager-tiny", config_dict={
+        **tiny_config, "epochs": 1, "decoder_layers": 1, "use_behavior_stream": False})
+    assert "ndcg@10" in result["test_result"]
+    assert not [f for f in os.listdir("saved") if f.startswith("SASRec")]  # no behavior model was trained
