@@ -81,7 +81,7 @@ class Config(RecBoleConfig):
         getLogger().warning(  # before the log file exists: shown on the console
             f"dataset '{dataset}' has no YAML: inferred from {folder}: "
             + ", ".join(f"{k}={v}" for k, v in inferred.items() if k != "TIME_FIELD")
-            + (f", no time field: each user's rows in file order" if time == ROW_ORDER_FIELD else f", TIME_FIELD={time}")
+            + (", no time field: each user's rows in file order" if time == ROW_ORDER_FIELD else f", TIME_FIELD={time}")
         )
 
 

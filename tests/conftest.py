@@ -1,5 +1,6 @@
 import shutil
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,36 @@ def tiny_copy(tmp_path):
     dst = tmp_path / "data"
     shutil.copytree(TINY_DATA / "eager-tiny", dst / "eager-tiny")
     return dst
+
+
+K = 5  # tokens per level; END = K
+
+
+def synthetic_codes(n_items):
+    """Base-5 digits of item-1 (depth 3); two short codes padded with END; row 0 all END."""
+    codes = torch.full((n_items, 3), K, dtype=torch.long)
+    for item in range(1, n_items):
+        value = item - 1
+        codes[item] = torch.tensor([value // 25, value // 5 % 5, value % 5])
+    codes[n_items - 1] = torch.tensor([4, K, K])
+    codes[n_items - 2] = torch.tensor([3, 0, K])
+    return codes
+
+
+@pytest.fixture
+def fake_codes(monkeypatch):
+    def load(config, dataset):
+        n = dataset.item_num
+        generator = torch.Generator().manual_seed(0)
+        streams = {}
+        for name, dim, shift in (("behavior", 16, 0), ("semantic", 24, 7)):
+            codes = synthetic_codes(n)
+            codes[1:-2] = codes[1:-2].roll(shift, dims=0)  # the two streams disagree
+            embeddings = torch.randn(n, dim, generator=generator)
+            embeddings[0] = 0
+            streams[name] = SimpleNamespace(codes=codes, embeddings=embeddings)
+        return {**streams, "path": None}
+
+    from recbole_eager.model import eager as eager_module
+
+    monkeypatch.setattr(eager_module, "load_or_build_item_codes", load)

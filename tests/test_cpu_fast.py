@@ -2,12 +2,11 @@
 import torch
 
 from test_eager import build, first_batch
-from test_eager import fake_codes  # noqa: F401 (fixture)
 
 from recbole_eager.model import cpu_fast
 
 
-def test_grouped_child_logits_match_the_plain_gather_in_values_and_gradients(fake_codes, tiny_config):  # noqa: F811
+def test_grouped_child_logits_match_the_plain_gather_in_values_and_gradients(fake_codes, tiny_config):
     _, model, _, _ = build(tiny_config, code_tokens="node")
     decoder = model.decoders["behavior"]
     trie = decoder.trie
@@ -30,7 +29,7 @@ def test_grouped_child_logits_match_the_plain_gather_in_values_and_gradients(fak
             torch.testing.assert_close(grouped, plain)
 
 
-def test_switching_the_fast_paths_off_gives_the_same_scores_and_losses(fake_codes, tiny_config):  # noqa: F811
+def test_switching_the_fast_paths_off_gives_the_same_scores_and_losses(fake_codes, tiny_config):
     outputs = []
     for fast in (True, False):
         _, model, train_data, test_data = build(tiny_config, code_tokens="node", cpu_fast_paths=fast)

@@ -1,10 +1,9 @@
 """EAGER model: losses, flags, beam search, full-sort contract, save/load round-trip.
 
 Codes here are synthetic (fixed digits, random embeddings) so these tests check the
-model alone; building real codes is covered by test_codes.py.
+model alone (the ``fake_codes`` fixture, conftest.py); building real codes is covered by
+test_codes.py.
 """
-from types import SimpleNamespace
-
 import pytest
 import torch
 from recbole.data import data_preparation
@@ -17,35 +16,7 @@ from recbole_eager.model.eager import EAGER
 from recbole_eager.model.trie import build_trie
 from recbole_eager.quick_start import load_data_and_model, run_recbole_eager
 
-K = 5  # tokens per level; END = K
-
-
-def synthetic_codes(n_items):
-    """Base-5 digits of item-1 (depth 3); two short codes padded with END; row 0 all END."""
-    codes = torch.full((n_items, 3), K, dtype=torch.long)
-    for item in range(1, n_items):
-        value = item - 1
-        codes[item] = torch.tensor([value // 25, value // 5 % 5, value % 5])
-    codes[n_items - 1] = torch.tensor([4, K, K])
-    codes[n_items - 2] = torch.tensor([3, 0, K])
-    return codes
-
-
-@pytest.fixture
-def fake_codes(monkeypatch):
-    def load(config, dataset):
-        n = dataset.item_num
-        generator = torch.Generator().manual_seed(0)
-        streams = {}
-        for name, dim, shift in (("behavior", 16, 0), ("semantic", 24, 7)):
-            codes = synthetic_codes(n)
-            codes[1:-2] = codes[1:-2].roll(shift, dims=0)  # the two streams disagree
-            embeddings = torch.randn(n, dim, generator=generator)
-            embeddings[0] = 0
-            streams[name] = SimpleNamespace(codes=codes, embeddings=embeddings)
-        return {**streams, "path": None}
-
-    monkeypatch.setattr(eager_module, "load_or_build_item_codes", load)
+from conftest import K, synthetic_codes
 
 
 def build(tiny_config, **overrides):

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from test_eager import build, first_batch, synthetic_codes
-from test_eager import fake_codes  # noqa: F401 (fixture)
+from conftest import synthetic_codes
+from test_eager import build, first_batch
 
 from recbole_eager.model.stt import choose_positions, prefix_partners
 from recbole_eager.model.trie import CodeTrie
@@ -24,7 +24,7 @@ def losses_of(model, batch):
     return dict(zip(model.loss_names, values))
 
 
-def test_stt_outputs_differ_between_masked_positions(fake_codes, tiny_config):  # noqa: F811
+def test_stt_outputs_differ_between_masked_positions(fake_codes, tiny_config):
     for positions in (False, True):
         _, model, train_data, _ = build(tiny_config, stt_mask_ratio=1.0, dropout_prob=0.0, stt_positions=positions)
         captured = []
@@ -58,7 +58,7 @@ def test_recognition_negatives_are_other_items_codes_sharing_the_prefix():
     assert (trie.table(0)[0, codes[partners, 0]] >= 0).all() and tokens.min() >= 0
 
 
-def test_contrastive_reconstruction_starts_near_uniform_over_its_candidates(fake_codes, tiny_config):  # noqa: F811
+def test_contrastive_reconstruction_starts_near_uniform_over_its_candidates(fake_codes, tiny_config):
     _, model, train_data, _ = build(tiny_config, **PAPER, stt_recon_negatives=15, stt_temperature=1.0)
     recon = losses_of(model, first_batch(train_data))["recon"].item()
     assert abs(recon - math.log(16)) < 0.3  # 1 true + 15 sampled tokens, near-orthogonal at initialisation
@@ -69,7 +69,7 @@ def test_contrastive_reconstruction_starts_near_uniform_over_its_candidates(fake
 @pytest.mark.parametrize("gct_loss, normalize, low, high", [
     ("smooth_l1", True, 0.2, 2.0), ("infonce", True, 4.0, 12.0), ("smooth_l1", False, 0.0, 0.05),  # the last: inert
 ])
-def test_gct_loss_is_on_the_generation_losss_scale(fake_codes, tiny_config, gct_loss, normalize, low, high):  # noqa: F811
+def test_gct_loss_is_on_the_generation_losss_scale(fake_codes, tiny_config, gct_loss, normalize, low, high):
     _, model, train_data, _ = build(tiny_config, gct_loss=gct_loss, gct_normalize=normalize, gct_negatives=256)
     for stream in ("behavior", "semantic"):  # the scale of real embeddings: unit-norm text vectors, small ID tables
         getattr(model, f"{stream}_embedding").mul_(0.05)
@@ -79,7 +79,7 @@ def test_gct_loss_is_on_the_generation_losss_scale(fake_codes, tiny_config, gct_
         assert losses[f"gen_{stream}"].item() > 1
 
 
-def test_stt_detach_keeps_its_gradient_off_the_semantic_decoder_and_behavior_tokens(fake_codes, tiny_config):  # noqa: F811
+def test_stt_detach_keeps_its_gradient_off_the_semantic_decoder_and_behavior_tokens(fake_codes, tiny_config):
     for detach in (False, True):
         _, model, train_data, _ = build(tiny_config, **PAPER, stt_detach=detach, use_gct=False)
         losses = losses_of(model, first_batch(train_data))
@@ -91,7 +91,7 @@ def test_stt_detach_keeps_its_gradient_off_the_semantic_decoder_and_behavior_tok
         assert model.stt.position_embedding.weight.grad.abs().sum() > 0
 
 
-def test_training_log_names_each_loss(fake_codes, tiny_config):  # noqa: F811
+def test_training_log_names_each_loss(fake_codes, tiny_config):
     config, model, train_data, _ = build(tiny_config)
     losses_of(model, first_batch(train_data))
     line = EAGERTrainer(config, model)._generate_train_loss_output(3, 0.0, 1.5, (2.5, 0.9, 2.0, 0.8, 4.1, 0.7))

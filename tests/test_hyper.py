@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from recbole_eager.config import parse_overrides
 from recbole_eager.experiments import tune as rt
 from recbole_eager.experiments import tune_report
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError
@@ -87,13 +88,13 @@ def test_eager_lambda_file():
 
 
 def test_parse_overrides_converts_like_recbole():
-    overrides = rt.parse_overrides(["--epochs=2", "--learning_rate=1e-3", "--show_progress=false",
+    overrides = parse_overrides(["--epochs=2", "--learning_rate=1e-3", "--show_progress=false",
                                     "--data_path=/x/y", "--topk=[5,10]", "--eval_args={'mode': 'full'}"])
     assert overrides == {"epochs": 2, "learning_rate": 1e-3, "show_progress": False, "data_path": "/x/y",
                          "topk": [5, 10], "eval_args": {"mode": "full"}}
     for bad in (["--epochs", "2"], ["epochs=2"], ["--=3"]):
         with pytest.raises(RecBoleEagerError, match="unrecognized argument"):
-            rt.parse_overrides(bad)
+            parse_overrides(bad)
 
 
 def test_cli_rejects_swept_and_fixed_key(capsys):
@@ -326,7 +327,7 @@ def test_sweep_grid_end_to_end(ray_local, in_tmp_dir, monkeypatch, capsys):
 def test_sweep_failing_trial_recorded(ray_local, in_tmp_dir):
     with open("heads.hyper", "w") as f:
         f.write("n_heads choice [2,3]\n")  # SASRec hidden_size 64: 3 heads raise in the model's __init__
-    sweep = rt.run_hyper("SASRec", "eager-tiny", "heads.hyper", overrides=rt.parse_overrides(TINY_ARGS),
+    sweep = rt.run_hyper("SASRec", "eager-tiny", "heads.hyper", overrides=parse_overrides(TINY_ARGS),
                          scheduler="asha", output_dir=str(in_tmp_dir / "res"))
     assert [r["params"]["n_heads"] for r in sweep.rows] == [2, 3]
     ok, failed = sweep.rows

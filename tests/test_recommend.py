@@ -6,7 +6,6 @@ import pytest
 import torch
 from recbole.data.interaction import Interaction
 
-from test_eager import fake_codes  # noqa: F401 (fixture)
 
 from recbole_eager import recommend
 from recbole_eager.quick_start import run_recbole_eager
@@ -20,7 +19,7 @@ def train(tiny_config, model):
 
 
 @pytest.mark.parametrize("model", ["SASRec", "EAGER"])
-def test_k_distinct_known_items_none_from_the_history(fake_codes, tiny_config, model):  # noqa: F811
+def test_k_distinct_known_items_none_from_the_history(fake_codes, tiny_config, model):
     r = Recommender(train(tiny_config, model))
     user = r.dataset.id2token(r.uid, 5)
     history = {r.dataset.id2token(r.iid, i) for i in r.user_items(user)}
@@ -36,7 +35,7 @@ def test_k_distinct_known_items_none_from_the_history(fake_codes, tiny_config, m
     assert len(kept) >= 20
 
 
-def test_eager_equals_the_top_k_of_its_full_sort_predict(fake_codes, tiny_config):  # noqa: F811
+def test_eager_equals_the_top_k_of_its_full_sort_predict(fake_codes, tiny_config):
     r = Recommender(train(tiny_config, "EAGER"))
     tokens = [r.dataset.id2token(r.iid, i) for i in (3, 9, 14, 2)]
     ids = r.history_items(tokens)
@@ -58,7 +57,7 @@ def test_eager_equals_the_top_k_of_its_full_sort_predict(fake_codes, tiny_config
         assert all(set(x["streams"]) <= {"behavior", "semantic"} and x["streams"] for x in result)
 
 
-def test_unknown_tokens(fake_codes, tiny_config, caplog):  # noqa: F811
+def test_unknown_tokens(fake_codes, tiny_config, caplog):
     r = Recommender(train(tiny_config, "SASRec"))
     with pytest.raises(RecBoleEagerError, match="unknown user 'nobody'"):
         r.recommend(user="nobody")
@@ -70,7 +69,7 @@ def test_unknown_tokens(fake_codes, tiny_config, caplog):  # noqa: F811
         r.recommend(history=["NOPE1", "NOPE2"])
 
 
-def test_cli_json_input_file_and_errors(fake_codes, tiny_config, tmp_path, capsys):  # noqa: F811
+def test_cli_json_input_file_and_errors(fake_codes, tiny_config, tmp_path, capsys):
     model_file = train(tiny_config, "EAGER")
     queries = tmp_path / "queries.txt"
     queries.write_text("I01008 I05009\n\nI00003\n")

@@ -21,7 +21,6 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from recbole_eager.config import parse_overrides  # noqa: F401 (run_hyper.py and tests import it from here)
 from recbole_eager.experiments.tune_report import STATUS_FAILED, STATUS_OK, STATUS_STOPPED, to_python, write_reports
 from recbole_eager.utils import PACKAGE_DIR, PROJECT_ROOT, RecBoleEagerError
 
