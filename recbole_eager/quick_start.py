@@ -1,4 +1,5 @@
 """Train-and-evaluate entry points, as RecBole's ``quick_start`` but for plugin models."""
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,22 @@ from recbole_eager.config import Config, check_config
 from recbole_eager.data import create_dataset
 from recbole_eager.trainer import TrainTimeBudgetReached, with_run_mixins
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, get_model, get_trainer, trusted_torch_load
+
+
+FILE_ONLY = {"file_only": True}  # log records for the log file, not the console
+
+
+class _FileOnlyFilter(logging.Filter):
+    def filter(self, record):
+        return not getattr(record, "file_only", False)
+
+
+def _console_skips_file_only():
+    """RecBole's console handler leaves out the long dumps (config, dataset, model) that the
+    log file keeps."""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and not any(isinstance(f, _FileOnlyFilter) for f in handler.filters):
+            handler.addFilter(_FileOnlyFilter())
 
 
 def build_model(config, train_data, state_dict=None):
@@ -59,18 +76,23 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
-    logger.info(sys.argv)
-    logger.info(config)
+    _console_skips_file_only()
+    logger.info(sys.argv, extra=FILE_ONLY)
+    logger.info(config, extra=FILE_ONLY)
 
     dataset = create_dataset(config)
-    logger.info(dataset)
+    logger.info(dataset, extra=FILE_ONLY)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
     if config["train_stage"] == "pretrain_finetune":
         _pretrain(config, train_data, logger)
     resume_state = resume["state_dict"] if resume else None  # an interrupted run: continue after its saved epoch
     model = build_model(config, train_data, state_dict=resume_state)
-    logger.info(model)
+    logger.info(model, extra=FILE_ONLY)
+    logger.info(
+        f"{config['model']} on {config['dataset']}: {dataset.user_num - 1} users, {dataset.item_num - 1} items, "
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad)} parameters; config, dataset and model in the log file"
+    )
     trainer = with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
     if resume_state is not None:
         with trusted_torch_load():

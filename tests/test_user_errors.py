@@ -129,14 +129,15 @@ def test_a_malformed_row_is_an_error_naming_file_and_line_or_skipped(tiny_config
     inter = tiny_copy / "eager-tiny" / "eager-tiny.inter"
     lines = inter.read_text().splitlines()
     lines[5] = lines[5].split("\t")[0]  # a row with only the user: line 6 of the file
+    lines[7] = lines[7].split("\t")[0] + "\t\t" + lines[7].split("\t")[2]  # a row missing its item: line 8
     inter.write_text("\n".join(lines) + "\n")
     config = {**tiny_config, "data_path": str(tiny_copy), "epochs": 1, "skip_malformed_rows": skip}
     if not skip:
-        with pytest.raises(RecBoleEagerError, match=r"eager-tiny.inter line 6: a field is empty or missing \(1 such rows\)"):
+        with pytest.raises(RecBoleEagerError, match=r"eager-tiny.inter line 6: a field is empty or missing \(2 such rows\)"):
             run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict=config)
     else:
         run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict=config)
-        assert "skipped 1 malformed rows" in caplog.text
+        assert "skipped 2 malformed rows" in caplog.text
 
 
 def test_results_are_a_small_table():
@@ -151,3 +152,14 @@ def test_semantic_only_needs_no_behavior_model(tiny_config):
         **tiny_config, "epochs": 1, "decoder_layers": 1, "use_behavior_stream": False})
     assert "ndcg@10" in result["test_result"]
     assert not [f for f in os.listdir("saved") if f.startswith("SASRec")]  # no behavior model was trained
+
+
+def test_console_shows_a_summary_and_the_log_file_the_dumps(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "recbole_eager", "--model=SASRec", "--dataset=eager-tiny", f"--data_path={TINY_DATA}",
+                          "--epochs=1", "--show_progress=False"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    console = out.stdout + out.stderr
+    assert "General Hyper Parameters" not in console and "SASRec on eager-tiny: " in console
+    assert "metric        valid     test" in console and "OrderedDict" not in console
+    log = next((tmp_path / "log" / "SASRec").glob("*.log")).read_text()
+    assert log.count("General Hyper Parameters") == 1 and "SASRec(" in log
