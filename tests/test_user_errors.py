@@ -46,8 +46,8 @@ def test_model_names_in_any_case_run(monkeypatch, capsys):
 
 def test_resume_from_another_models_checkpoint_names_what_it_holds(monkeypatch, capsys, tiny_config):
     gru = run_recbole_eager(model="GRU4Rec", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1})["saved_model_file"]
-    code, err = run_cli(monkeypatch, capsys, "--model=SASRec", f"--resume_from={gru}")
-    assert code == 2 and err == [f"error: resume_from {gru} holds GRU4Rec on eager-tiny, not SASRec on eager-tiny"]
+    code, err = run_cli(monkeypatch, capsys, "--model=EAGER", f"--resume_from={gru}")
+    assert code == 2 and err == [f"error: resume_from {gru} holds GRU4Rec on eager-tiny, not EAGER on eager-tiny"]
 
 
 def test_ctrl_c_says_how_to_resume(monkeypatch, capsys):
@@ -120,8 +120,10 @@ def test_without_a_time_field_the_row_order_is_the_sequence(tiny_config, tiny_co
     users = dataset.id2token("user_id", feat["user_id"].numpy())
     items = dataset.id2token("item_id", feat["item_id"].numpy())
     assert dict(zip(users, items)) == last
-    result = run_recbole_eager(model="SASRec", dataset="notime", config_dict={**tiny_config, "data_path": str(tiny_copy), "epochs": 1})
-    assert "ndcg@10" in result["test_result"]
+    for model in ("SASRec", "EAGER"):
+        result = run_recbole_eager(model=model, dataset="notime", config_dict={
+            **tiny_config, "data_path": str(tiny_copy), "epochs": 1, "decoder_layers": 1, "behavior_epochs": 1, "kmeans_k": 8})
+        assert "ndcg@10" in result["test_result"]
 
 
 @pytest.mark.parametrize("skip", [False, True])
