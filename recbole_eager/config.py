@@ -9,6 +9,7 @@ import recbole
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import InputType
 
+from recbole_eager.codes.embedding_file import check_embedding_file
 from recbole_eager.data.dataset import ROW_ORDER_FIELD, infer_fields
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, default_data_path, get_model, is_plugin_model
 
@@ -164,5 +165,13 @@ def check_config(config):
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    for stream in streams:
+        if config[f"{stream}_embedding_file"]:
+            try:
+                check_embedding_file(f"{stream}_embedding_file", config[f"{stream}_embedding_file"])
+            except RecBoleEagerError as err:
+                raise ConfigError(str(err)) from None
+    if config["behavior_embedding_file"] and config["behavior_checkpoint"]:
+        raise ConfigError("behavior_checkpoint and behavior_embedding_file both set: give one source of behavior embeddings")
     if len(streams) < 2 and (config["use_stt_recon"] or config["use_stt_recog"]):
         getLogger().warning("STT needs both streams: disabled for this run")

@@ -20,6 +20,7 @@ import torch
 from recbole.data.interaction import Interaction
 from tqdm import tqdm
 
+from recbole_eager.model.beam_search import top_candidates
 from recbole_eager.quick_start import load_data_and_model
 from recbole_eager.utils import RecBoleEagerError
 
@@ -88,33 +89,32 @@ class Recommender:
         return Interaction(data).to(self.model.device), histories
 
     @torch.no_grad()
-    def scores(self, histories, k=10, exclude_history=True):
-        """Scores [B, n_items] of item-id histories (as ``full_sort_predict`` gives them) with
-        history items at ``-inf`` if ``exclude_history``, and for EAGER the streams whose
-        beams found each item ({item id: [streams]} per row)."""
+    def top(self, histories, k=10, exclude_history=True):
+        """Top-``k`` item ids and scores [B, k] of item-id histories, history items left out
+        if ``exclude_history``, and for EAGER the streams whose beams found each item
+        ({item id: [streams]} per row; otherwise None)."""
         interaction, histories = self._interaction(histories)
-        streams = None
         if self.generative:
-            beam = max(self.model.beam_size, k + (max(map(len, histories)) if exclude_history else 0))
-            scores, streams = self._generative_scores(interaction[self.model.ITEM_SEQ], beam)
-        else:
-            scores = self.model.full_sort_predict(interaction).view(len(histories), -1).float()
+            return self._generative_top(interaction[self.model.ITEM_SEQ], k, exclude_history)
+        scores = self.model.full_sort_predict(interaction).view(len(histories), -1).float()
         scores[:, 0] = float("-inf")
         if exclude_history:
             for row, items in enumerate(histories):
                 scores[row, items] = float("-inf")
-        return scores, streams
+        top_scores, top_items = scores.topk(min(k, scores.size(1)), dim=1)
+        return top_items, top_scores, None
 
-    def _generative_scores(self, item_seq, beam):
+    def _generative_top(self, item_seq, k, exclude_history):
+        """EAGER's candidates, ranked without a dense score matrix (``top_candidates``)."""
+        lengths = (item_seq != 0).sum(dim=1)
+        beam = max(self.model.beam_size, k + (int(lengths.max()) if exclude_history else 0))
         configured, self.model.beam_size = self.model.beam_size, beam
         try:
-            width = max(int((item_seq != 0).sum(dim=1).max()), 1)  # histories are left-aligned: cut the padding
-            with self.model.autocast():
-                items, log_probs = self.model.candidates(item_seq[:, :width])
+            with self.model.autocast():  # histories are left-aligned: cut the padding
+                items, log_probs = self.model.candidates(item_seq[:, : max(int(lengths.max()), 1)])
         finally:
             self.model.beam_size = configured
-        scores = torch.full((item_seq.size(0), self.model.n_items), float("-inf"), device=item_seq.device)
-        scores.scatter_reduce_(1, items, log_probs, reduce="amax")
+        top_items, top_scores = top_candidates(items, log_probs, k, item_seq if exclude_history else None)
         names = self.model.merged_streams()
         streams = []
         for row in items.tolist():
@@ -122,12 +122,11 @@ class Recommender:
             for position, item in enumerate(row):
                 found.setdefault(item, []).append(names[position // beam])
             streams.append(found)
-        return scores, streams
+        return top_items, top_scores, streams
 
     def recommend_many(self, histories, k=10, exclude_history=True):
         """One result list per item-id history (see the class docstring)."""
-        scores, streams = self.scores(histories, k, exclude_history)
-        top_scores, top_items = scores.topk(min(k, scores.size(1)), dim=1)
+        top_items, top_scores, streams = self.top(histories, k, exclude_history)
         results = []
         for row, (values, items) in enumerate(zip(top_scores.tolist(), top_items.tolist())):
             tokens = self.dataset.id2token(self.iid, items)

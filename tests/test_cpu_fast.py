@@ -29,6 +29,23 @@ def test_grouped_child_logits_match_the_plain_gather_in_values_and_gradients(fak
             torch.testing.assert_close(grouped, plain)
 
 
+def test_grouped_child_logits_look_up_only_the_children_of_the_prefixes_present(fake_codes, tiny_config):
+    """A beam-search step must not cost O(catalogue): only the given prefixes' children are embedded."""
+    _, model, _, _ = build(tiny_config, code_tokens="node")
+    decoder = model.decoders["behavior"]
+    trie = decoder.trie
+    level = trie.depth - 1
+    parents = trie.parents(torch.arange(1, model.n_items))[:, level][:3]
+    looked_up = []
+    hook = decoder.token_embedding.register_forward_hook(lambda module, inputs, output: looked_up.append(inputs[0].numel()))
+    cpu_fast.grouped_child_logits(
+        decoder.child_blocks, torch.randn(3, model.hidden_size), level, parents, trie.level_offset[level], decoder.token_embedding, trie.vocab)
+    hook.remove()
+    expected = int((trie.table(level)[parents.unique()] >= 0).sum())
+    assert expected < int((trie.table(level) >= 0).sum())
+    assert looked_up == [expected]
+
+
 def test_switching_the_fast_paths_off_gives_the_same_scores_and_losses(fake_codes, tiny_config):
     outputs = []
     for fast in (True, False):

@@ -13,6 +13,8 @@ from recbole_eager.utils import RecBoleEagerError
 
 
 def _source(name, s):
+    if "embedding_file" in s:
+        return f"file {s['embedding_file']} (rows by {s['keyed_by']}, {s['ignored_rows']} rows of other items ignored)"
     if name == "behavior":
         return (
             f"{s['model']} checkpoint {s['checkpoint']} (best valid {s['valid_metric']} = "

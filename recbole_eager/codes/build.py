@@ -10,13 +10,15 @@ import numpy as np
 import torch
 
 from recbole_eager.codes.behavior import behavior_embeddings
+from recbole_eager.codes.embedding_file import embeddings_from_file
 from recbole_eager.codes.kmeans import check_num_clusters, hierarchical_kmeans
 from recbole_eager.codes.semantic import semantic_embeddings
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, atomic_write
 
 FORMAT_VERSION = 1
 STREAMS = ("behavior", "semantic")
-REQUIRED_KEYS = ("kmeans_k", "kmeans_max_depth", "kmeans_seed", "kmeans_balanced", "semantic_model", "semantic_batch_size", "item_text_fields")
+REQUIRED_KEYS = ("kmeans_k", "kmeans_max_depth", "kmeans_seed", "kmeans_balanced")
+TEXT_KEYS = ("semantic_model", "semantic_batch_size", "item_text_fields")
 
 
 @dataclass
@@ -54,8 +56,11 @@ def cache_inputs(config, streams=STREAMS):
         path = os.path.join(config["data_path"], f"{config['dataset']}.{suffix}")
         if os.path.isfile(path):
             files[suffix] = _sha256_file(path)
+    embedding_files = {s: config[f"{s}_embedding_file"] for s in streams if config[f"{s}_embedding_file"]}
     checkpoint = config["behavior_checkpoint"]
-    if checkpoint:
+    if "behavior" in embedding_files:
+        behavior = None
+    elif checkpoint:
         if not os.path.isfile(checkpoint):
             raise RecBoleEagerError(f"behavior_checkpoint {checkpoint} does not exist")
         behavior = {"checkpoint": _sha256_file(checkpoint)}
@@ -73,8 +78,9 @@ def cache_inputs(config, streams=STREAMS):
         "dataset_args": {k: config[k] for k in sorted(config.parameters["Dataset"]) if k != "MAX_ITEM_LIST_LENGTH"},
         "eval_args": config["eval_args"],
         "behavior": behavior,
-        **{k: config[k] for k in REQUIRED_KEYS if k != "semantic_batch_size"},
+        **{k: config[k] for k in REQUIRED_KEYS + TEXT_KEYS if k != "semantic_batch_size"},
         **({"streams": list(streams)} if tuple(streams) != STREAMS else {}),
+        **({"embedding_files": {s: _sha256_file(p) for s, p in embedding_files.items()}} if embedding_files else {}),
     }
     return json.dumps(inputs, sort_keys=True, default=str)
 
@@ -136,15 +142,18 @@ def build_item_codes(embeddings, config, stats):
 def load_or_build_item_codes(config, dataset):
     """Behavior and semantic codes of every item of ``dataset`` (the enabled streams only: a
     behavior-only run needs no item text, a semantic-only run no behavior model), from cache
-    when inputs match.
+    when inputs match. ``<stream>_embedding_file`` replaces that stream's behavior model or
+    text encoder by a file (``embedding_file.py``).
 
     Returns ``{"behavior": ItemCodes, "semantic": ItemCodes, "path": cache file,
     "cache_hit": bool}``. ``rebuild_codes: True`` ignores the cache.
     """
     logger = getLogger()
     streams = enabled_streams(config)
-    behavior = "behavior" in streams and not config["behavior_checkpoint"]
-    required = REQUIRED_KEYS + (("behavior_model", "behavior_epochs") if behavior else ())
+    from_file = {s for s in streams if config[f"{s}_embedding_file"]}
+    behavior = "behavior" in streams and "behavior" not in from_file and not config["behavior_checkpoint"]
+    text = "semantic" in streams and "semantic" not in from_file
+    required = REQUIRED_KEYS + (("behavior_model", "behavior_epochs") if behavior else ()) + (TEXT_KEYS if text else ())
     missing = [k for k in required if config[k] is None]
     if missing:
         raise RecBoleEagerError(f"config lacks {missing} (defaults: properties/model/EAGER.yaml)")
@@ -161,7 +170,10 @@ def load_or_build_item_codes(config, dataset):
     for name, embed in (("semantic", semantic_embeddings), ("behavior", behavior_embeddings)):  # text errors first: fast
         if name not in streams:
             continue
-        embeddings, stats = embed(config, dataset)
+        if name in from_file:
+            embeddings, stats = embeddings_from_file(f"{name}_embedding_file", config[f"{name}_embedding_file"], dataset)
+        else:
+            embeddings, stats = embed(config, dataset)
         codes[name] = build_item_codes(embeddings, config, stats)
         logger.info(f"{name} codes: depth {codes[name].depth}, {codes[name].stats}")
     _save(codes, path, inputs)

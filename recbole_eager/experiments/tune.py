@@ -26,7 +26,7 @@ from recbole_eager.utils import PACKAGE_DIR, PROJECT_ROOT, RecBoleEagerError
 
 PARAM_TYPES = ("choice", "uniform", "loguniform", "quniform")
 # keys that name files the trials read: made absolute in the driver (trials run in their own dirs)
-PATH_KEYS = ("behavior_checkpoint", "semantic_model", "pre_model_path")
+PATH_KEYS = ("behavior_checkpoint", "behavior_embedding_file", "semantic_embedding_file", "semantic_model", "pre_model_path")
 
 
 # --------------------------------------------------------------------------- search space

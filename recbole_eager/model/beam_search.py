@@ -1,6 +1,7 @@
 """Trie-constrained beam search over one stream's codes, and the merges of the streams'
 candidates (EAGER's confidence rule, or the joint sum of both streams)."""
 import torch
+import torch.nn.functional as F
 
 MERGE_RULES = ("confidence", "joint")  # or one stream's name: that stream alone
 
@@ -48,3 +49,23 @@ def merge_candidates(found, merge_rule, rescore):
             for stream, (items, scores) in found.items()
         }
     return torch.cat([f[0] for f in found.values()], dim=1), torch.cat([f[1] for f in found.values()], dim=1)
+
+
+def top_candidates(items, scores, k, exclude=None):
+    """The ``k`` best distinct items of candidate lists ``items``/``scores`` [B, C] (an item
+    listed twice keeps its best score), without a dense [B, n_items] matrix: item ids and
+    scores [B, k], sorted descending. Item 0 and the ids of ``exclude`` [B, S] never rank;
+    rows with fewer than ``k`` candidates end in item 0 at ``-inf``."""
+    scores = scores.float().masked_fill(items == 0, float("-inf"))
+    if exclude is not None:
+        scores = scores.masked_fill((items.unsqueeze(2) == exclude.unsqueeze(1)).any(2), float("-inf"))
+    scores, order = scores.sort(dim=1, descending=True, stable=True)
+    items = items.gather(1, order)
+    earlier = torch.ones(items.size(1), items.size(1), dtype=torch.bool, device=items.device).tril(-1)
+    repeated = ((items.unsqueeze(2) == items.unsqueeze(1)) & earlier).any(2)  # listed before with a higher score
+    scores, order = scores.masked_fill(repeated, float("-inf")).topk(min(k, items.size(1)), dim=1)
+    items = items.gather(1, order).masked_fill(torch.isinf(scores), 0)
+    if items.size(1) < k:
+        pad = k - items.size(1)
+        items, scores = F.pad(items, (0, pad)), F.pad(scores, (0, pad), value=float("-inf"))
+    return items, scores

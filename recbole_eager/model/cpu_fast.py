@@ -25,7 +25,6 @@ class ChildBlocks(nn.Module):
 
     def __init__(self, trie):
         super().__init__()
-        self.counts = []
         for level in range(trie.depth):
             table = trie.table(level)
             present = table >= 0
@@ -34,7 +33,6 @@ class ChildBlocks(nn.Module):
             self.register_buffer(f"digits_{level}", present.nonzero()[:, 1], persistent=False)
             self.register_buffer(f"count_{level}", count, persistent=False)
             self.register_buffer(f"start_{level}", count.cumsum(0) - count, persistent=False)
-            self.counts.append(count.tolist())
 
     def get(self, name, level):
         return getattr(self, f"{name}_{level}")
@@ -49,14 +47,18 @@ def _ranges(starts, counts):
 def grouped_child_logits(blocks, hidden, level, parent, offset, token_embedding, vocab):
     """Node-token logits [N, vocab] as ``CodeTrie.child_logits`` computes them, by one matmul
     per prefix present against its block of children, instead of gathering [N, vocab, H]
-    child embeddings (on CPU that gather dominates a beam-search step)."""
-    child_emb = token_embedding(offset + blocks.get("children", level)).split(blocks.counts[level])
+    child embeddings (on CPU that gather dominates a beam-search step). Only the present
+    prefixes' children are embedded, so a step's cost does not grow with the catalogue."""
     order = parent.argsort()
     groups, group_sizes = torch.unique_consecutive(parent[order], return_counts=True)
+    start, count = blocks.get("start", level), blocks.get("count", level)
+    group_counts = count[groups]
+    children = blocks.get("children", level)[_ranges(start[groups], group_counts)]
+    child_emb = token_embedding(offset + children).split(group_counts.tolist())
     rows = hidden[order].split(group_sizes.tolist())
-    values = torch.cat([(r @ child_emb[g].T).flatten() for r, g in zip(rows, groups.tolist())])
-    counts = blocks.get("count", level)[parent[order]]  # values: each sorted row's children, in block order
-    digits = blocks.get("digits", level)[_ranges(blocks.get("start", level)[parent[order]], counts)]
+    values = torch.cat([(r @ e.T).flatten() for r, e in zip(rows, child_emb)])
+    counts = count[parent[order]]  # values: each sorted row's children, in block order
+    digits = blocks.get("digits", level)[_ranges(start[parent[order]], counts)]
     logits = hidden.new_full((hidden.size(0), vocab), float("-inf"))
     logits.view(-1).index_put_((order.repeat_interleave(counts) * vocab + digits,), values)
     return logits

@@ -25,7 +25,7 @@ from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
 from recbole_eager.codes import STREAMS, ItemCodes, load_or_build_item_codes
-from recbole_eager.model.beam_search import MERGE_RULES, beam_search, merge_candidates
+from recbole_eager.model.beam_search import MERGE_RULES, beam_search, merge_candidates, top_candidates
 from recbole_eager.model.decoder import StreamDecoder
 from recbole_eager.model.stt import SemanticTransfer
 
@@ -203,17 +203,34 @@ class EAGER(SequentialRecommender):
         found = {s: beam_search(self.decoders[s], kvs[s], memory_mask, self.beam_size) for s in kvs}
         return merge_candidates(found, self.merge_rule, lambda s, items: self.decoders[s].log_prob(items, kvs[s], memory_mask))
 
-    def full_sort_predict(self, interaction):
-        """Scores [B, n_items] (module docstring), searched ``search_chunk_size`` users at a
+    def _searched_chunks(self, item_seq):
+        """``(rows, items, log_probs)`` of ``candidates``, ``search_chunk_size`` users at a
         time. Users go in order of history length and each chunk's histories are cut after
         their longest, so the encoder and cross-attention skip most padding."""
-        item_seq = interaction[self.ITEM_SEQ]
         lengths = (item_seq != 0).sum(dim=1)
+        for rows in lengths.argsort(stable=True).split(self.search_chunk_size):
+            yield rows, *self.candidates(item_seq[rows, : max(int(lengths[rows].max()), 1)])
+
+    def full_sort_predict(self, interaction):
+        """Scores [B, n_items] (module docstring): RecBole's contract, dense in the catalogue."""
+        item_seq = interaction[self.ITEM_SEQ]
         scores = torch.full((item_seq.size(0), self.n_items), float("-inf"), device=item_seq.device)
         with torch.no_grad(), self.autocast():
-            for rows in lengths.argsort(stable=True).split(self.search_chunk_size):
-                items, log_probs = self.candidates(item_seq[rows, : max(int(lengths[rows].max()), 1)])
+            for rows, items, log_probs in self._searched_chunks(item_seq):
                 flat = (rows.unsqueeze(1) * self.n_items + items).view(-1)  # in place: no copy of the chunk's score rows
                 scores.view(-1).scatter_reduce_(0, flat, log_probs.view(-1), reduce="amax")  # an item in both streams keeps its best
         scores[:, 0] = float("-inf")
         return scores
+
+    def full_sort_topk(self, interaction, k, exclude_history=False):
+        """The top ``k`` of ``full_sort_predict`` without its dense [B, n_items] matrix, whose
+        cost grows with the catalogue (``results/scale.md``): item ids and scores [B, k]
+        (``top_candidates``). ``exclude_history``: the history's items never rank."""
+        item_seq = interaction[self.ITEM_SEQ]
+        top_items = item_seq.new_zeros(item_seq.size(0), k)
+        top_scores = torch.full((item_seq.size(0), k), float("-inf"), device=item_seq.device)
+        with torch.no_grad(), self.autocast():
+            for rows, items, log_probs in self._searched_chunks(item_seq):
+                exclude = item_seq[rows] if exclude_history else None
+                top_items[rows], top_scores[rows] = top_candidates(items, log_probs, k, exclude)
+        return top_items, top_scores
