@@ -38,6 +38,7 @@ def build_parser():
     p.add_argument("--name", default=None, help="experiment name (default: the params file's name)")
     p.add_argument("--storage_path", default="saved/ray_results", help="Ray results folder (default: saved/ray_results)")
     p.add_argument("--output_dir", default="results/tune", help="report folder (default: results/tune)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name in --storage_path; finished trials are not rerun")
     p.add_argument("--trial_logs", action="store_true", help="show the trials' RecBole logs on this console")
     return p
 
@@ -59,6 +60,7 @@ def main(argv=None):
             gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler, grace_period=args.grace_period,
             reduction_factor=args.reduction_factor, address=args.address, num_cpus=args.num_cpus,
             storage_path=args.storage_path, output_dir=args.output_dir, log_to_driver=args.trial_logs,
+            resume=args.resume,
         )
     except RecBoleEagerError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -59,7 +59,8 @@ class Config(RecBoleConfig):
         for path in required:
             if not path.is_file():
                 raise RecBoleEagerError(f"{path} is missing: reinstall recbole-eager (its properties/ are package data)")
-        for path in (PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{model}.yaml", PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"):
+        bases = [PROPERTIES_DIR / "model" / f"{base}.yaml" for base in getattr(model_class, "CONFIG_BASES", ())]  # e.g. TIGER: EAGER's keys first
+        for path in (PROPERTIES_DIR / "overall.yaml", *bases, PROPERTIES_DIR / "model" / f"{model}.yaml", PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"):
             if path.is_file():
                 config_dict = self._update_internal_config_dict(str(path))
                 if path.parent.name == "dataset" and config_dict:
@@ -145,10 +146,13 @@ def check_config(config):
             "(every model here trains with cross-entropy). Add --train_neg_sample_args=\"{'distribution': 'uniform', "
             "'sample_num': 1}\" --loss_type=BPR to run it."
         )
-    if config["model"] != "EAGER":
+    if config["model"] not in ("EAGER", "TIGER"):
         return
     streams = [s for s in ("behavior", "semantic") if config[f"use_{s}_stream"]]
     checks = [
+        (config["model"] != "TIGER" or (streams == ["semantic"] and not config["use_gct"] and not config["use_stt_recon"] and not config["use_stt_recog"]),
+         "TIGER generates the semantic code alone (no behavior stream, GCT or STT): for more, run EAGER"),
+        (config["code_method"] in ("kmeans", "rqvae"), f"code_method={config['code_method']!r}: use 'kmeans' or 'rqvae'"),
         (config["precision"] in PRECISIONS, f"precision={config['precision']!r}: use one of {list(PRECISIONS)}"),
         (config["code_tokens"] in ("level", "node"), f"code_tokens={config['code_tokens']!r}: use 'level' or 'node'"),
         (config["gct_loss"] in ("smooth_l1", "infonce"), f"gct_loss={config['gct_loss']!r}: use 'smooth_l1' or 'infonce'"),

@@ -29,7 +29,7 @@ def default_data_path():
 
 
 # The plugin's models: name -> module in recbole_eager.model
-PLUGIN_MODELS = {"EAGER": "recbole_eager.model.eager", "Markov": "recbole_eager.model.markov"}
+PLUGIN_MODELS = {"EAGER": "recbole_eager.model.eager", "TIGER": "recbole_eager.model.tiger", "Markov": "recbole_eager.model.markov"}
 
 
 def is_plugin_model(model_name):

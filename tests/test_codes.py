@@ -192,13 +192,15 @@ def test_changed_inputs_change_the_cache_file(from_checkpoint, tiny_copy):
         path(behavior_checkpoint=None),
         path(eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "order": "TO", "group_by": "user", "mode": "full"}),
         path(item_inter_num_interval="[6,inf)"),
+        path(code_method="rqvae"),
+        path(code_method="rqvae", rqvae_epochs=3),
     ]
     assert path(data_path=str(tiny_copy)) == base  # same content elsewhere: same codes
     item_file = tiny_copy / "eager-tiny" / "eager-tiny.item"
     item_file.write_text(item_file.read_text().replace("OPI Classic", "OPI Classic Red"))
     changed.append(path(data_path=str(tiny_copy)))
     assert len(set(changed + [base])) == len(changed) + 1
-    assert path(semantic_batch_size=7, MAX_ITEM_LIST_LENGTH=5) == base  # do not change the codes
+    assert path(semantic_batch_size=7, MAX_ITEM_LIST_LENGTH=5, rqvae_epochs=3) == base  # do not change the (k-means) codes
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

@@ -293,7 +293,7 @@ def test_sweep_grid_end_to_end(ray_local, in_tmp_dir, monkeypatch, capsys):
         assert float(row["test_ndcg@10"]) >= 0 and float(row["test_recall@20"]) >= 0
         assert float(row["valid_ndcg@10"]) == pytest.approx(float(row["best_valid_score"]))
         # Ray storage in the working directory; the trial's best = the best of its per-epoch reports
-        assert row["trial_dir"].startswith(str(in_tmp_dir / "saved" / "ray_results" / "drop"))
+        assert row["trial_dir"].startswith(os.path.join("saved", "ray_results", "drop"))  # relative: no folder of this machine
         epochs = _progress(row["trial_dir"])
         assert [e["epoch"] for e in epochs] == ["1", "2"]
         assert float(row["best_valid_score"]) == pytest.approx(max(float(e["valid_score"]) for e in epochs))

@@ -223,3 +223,24 @@ def test_last_histories_are_each_users_last_items_before_the_target(tiny_config)
     first = feat.groupby(dataset.uid_field)[dataset.iid_field].apply(list).iloc[0]
     assert targets[0] == first[-1] and seq[0, : lengths[0]].tolist() == first[-4:-1][-3:]
     assert (seq[torch.arange(len(seq)), lengths - 1] > 0).all() and (lengths <= 3).all()
+
+
+@pytest.mark.parametrize("exclude_history", [False, True])
+def test_topk_eval_gives_the_dense_evaluation_s_metrics(fake_codes, tiny_config, exclude_history):
+    from recbole_eager.trainer import EAGERTrainer, TopKCollector, with_run_mixins
+
+    results = []
+    for topk_eval in (False, True):
+        config, model, _, test_data = build(tiny_config, topk_eval=topk_eval, exclude_history=exclude_history)
+        trainer = with_run_mixins(EAGERTrainer)(config, model)
+        assert isinstance(trainer.eval_collector, TopKCollector) == topk_eval
+        results.append(trainer.evaluate(test_data, load_best_model=False))
+    assert results[0] == results[1] and results[0]["recall@20"] > 0
+
+
+def test_topk_eval_refuses_metrics_that_need_dense_scores(fake_codes, tiny_config):
+    from recbole_eager.trainer import EAGERTrainer
+
+    config, model, _, test_data = build(tiny_config, topk_eval=True, metrics=["Recall", "AveragePopularity"])
+    with pytest.raises(RecBoleEagerError, match="topk_eval=True gives top-k metrics only"):
+        EAGERTrainer(config, model).evaluate(test_data, load_best_model=False)

@@ -31,11 +31,16 @@ def describe(codes):
     lines = [f"cache: {codes['path']} ({'hit' if codes['cache_hit'] else 'miss: built'})"]
     for name in [n for n in ("behavior", "semantic") if n in codes]:
         c, s = codes[name], codes[name].stats
+        if s.get("code_method") == "rqvae":
+            method = (f"RQ-VAE in {s['rqvae_seconds']:.1f}s: codebook usage {[round(u, 3) for u in s['codebook_usage']]}, "
+                      f"{s['items_in_collisions']} items in collisions (largest {s['largest_collision']}), "
+                      f"reconstruction MSE {s['reconstruction_mse']:.4f}")
+        else:
+            method = f"fallbacks {s['fallbacks']}, k-means {s['kmeans_calls']} calls in {s['kmeans_seconds']:.1f}s"
         lines += [
             f"{name}: {s['items']} items, K={c.num_clusters}, depth {c.depth}, depth histogram {s['depth_histogram']}",
             f"  level-1 clusters {s['level1_clusters']}, sizes min/median/max {s['level1_size_min']}/"
-            f"{s['level1_size_median']:g}/{s['level1_size_max']}, fallbacks {s['fallbacks']}, "
-            f"k-means {s['kmeans_calls']} calls in {s['kmeans_seconds']:.1f}s",
+            f"{s['level1_size_median']:g}/{s['level1_size_max']}, {method}",
             f"  source: {_source(name, s)}",
         ]
     return lines

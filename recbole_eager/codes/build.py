@@ -12,6 +12,7 @@ import torch
 from recbole_eager.codes.behavior import behavior_embeddings
 from recbole_eager.codes.embedding_file import embeddings_from_file
 from recbole_eager.codes.kmeans import check_num_clusters, hierarchical_kmeans
+from recbole_eager.codes.rqvae import rqvae_codes
 from recbole_eager.codes.semantic import semantic_embeddings
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, atomic_write
 
@@ -19,6 +20,8 @@ FORMAT_VERSION = 1
 STREAMS = ("behavior", "semantic")
 REQUIRED_KEYS = ("kmeans_k", "kmeans_max_depth", "kmeans_seed", "kmeans_balanced")
 TEXT_KEYS = ("semantic_model", "semantic_batch_size", "item_text_fields")
+RQVAE_KEYS = ("rqvae_levels", "rqvae_codebook_size", "rqvae_epochs", "rqvae_batch_size", "rqvae_learning_rate",
+              "rqvae_hidden", "rqvae_latent_dim", "rqvae_commitment", "rqvae_dead_code_threshold")
 
 
 @dataclass
@@ -81,6 +84,7 @@ def cache_inputs(config, streams=STREAMS):
         **{k: config[k] for k in REQUIRED_KEYS + TEXT_KEYS if k != "semantic_batch_size"},
         **({"streams": list(streams)} if tuple(streams) != STREAMS else {}),
         **({"embedding_files": {s: _sha256_file(p) for s, p in embedding_files.items()}} if embedding_files else {}),
+        **({k: config[k] for k in ("code_method",) + RQVAE_KEYS} if uses_rqvae(config, streams) else {}),
     }
     return json.dumps(inputs, sort_keys=True, default=str)
 
@@ -130,12 +134,30 @@ def _load(path, item_num):
         return None
 
 
-def build_item_codes(embeddings, config, stats):
+def uses_rqvae(config, streams=STREAMS):
+    """RQ-VAE codes (``code_method: rqvae``) are for the semantic stream; behavior codes stay k-means."""
+    return config["code_method"] == "rqvae" and "semantic" in streams
+
+
+def num_clusters(config, stream):
+    """Codewords per level of ``stream``'s codes (its END token)."""
+    return config["rqvae_codebook_size"] if stream == "semantic" and uses_rqvae(config) else config["kmeans_k"]
+
+
+def build_item_codes(embeddings, config, stats, stream="behavior"):
     """ItemCodes of one stream from its embeddings [item_num, d] (row 0 = padding)."""
-    k = config["kmeans_k"]
-    codes, kmeans_stats = hierarchical_kmeans(embeddings[1:], k, config["kmeans_seed"], config["kmeans_max_depth"], config["kmeans_balanced"])
+    k = num_clusters(config, stream)
+    if stream == "semantic" and uses_rqvae(config):
+        codes, code_stats = rqvae_codes(
+            embeddings[1:], k, config["rqvae_levels"], config["kmeans_seed"], epochs=config["rqvae_epochs"],
+            batch_size=config["rqvae_batch_size"], learning_rate=config["rqvae_learning_rate"], hidden=tuple(config["rqvae_hidden"]),
+            latent_dim=config["rqvae_latent_dim"], commitment=config["rqvae_commitment"],
+            dead_code_threshold=config["rqvae_dead_code_threshold"], show_progress=bool(config["show_progress"]),
+        )
+    else:
+        codes, code_stats = hierarchical_kmeans(embeddings[1:], k, config["kmeans_seed"], config["kmeans_max_depth"], config["kmeans_balanced"])
     codes = np.vstack([np.full((1, codes.shape[1]), k, dtype=np.int64), codes])
-    stats = {**stats, "items": len(codes) - 1, "depth": codes.shape[1], **kmeans_stats}
+    stats = {**stats, "items": len(codes) - 1, "depth": codes.shape[1], **code_stats}
     return ItemCodes(torch.from_numpy(codes), torch.from_numpy(np.asarray(embeddings, dtype=np.float32)), k, stats)
 
 
@@ -153,11 +175,13 @@ def load_or_build_item_codes(config, dataset):
     from_file = {s for s in streams if config[f"{s}_embedding_file"]}
     behavior = "behavior" in streams and "behavior" not in from_file and not config["behavior_checkpoint"]
     text = "semantic" in streams and "semantic" not in from_file
-    required = REQUIRED_KEYS + (("behavior_model", "behavior_epochs") if behavior else ()) + (TEXT_KEYS if text else ())
+    required = (REQUIRED_KEYS + (("behavior_model", "behavior_epochs") if behavior else ()) + (TEXT_KEYS if text else ())
+                + (RQVAE_KEYS if uses_rqvae(config, streams) else ()))
     missing = [k for k in required if config[k] is None]
     if missing:
         raise RecBoleEagerError(f"config lacks {missing} (defaults: properties/model/EAGER.yaml)")
-    check_num_clusters(config["kmeans_k"], dataset.item_num - 1)
+    if streams != ["semantic"] or not uses_rqvae(config, streams):  # some stream's codes by k-means
+        check_num_clusters(config["kmeans_k"], dataset.item_num - 1)
     inputs = cache_inputs(config, streams)
     path = cache_path(config, inputs)
     if os.path.isfile(path) and not config["rebuild_codes"]:
@@ -174,7 +198,7 @@ def load_or_build_item_codes(config, dataset):
             embeddings, stats = embeddings_from_file(f"{name}_embedding_file", config[f"{name}_embedding_file"], dataset)
         else:
             embeddings, stats = embed(config, dataset)
-        codes[name] = build_item_codes(embeddings, config, stats)
+        codes[name] = build_item_codes(embeddings, config, stats, name)
         logger.info(f"{name} codes: depth {codes[name].depth}, {codes[name].stats}")
     _save(codes, path, inputs)
     logger.info(f"item codes saved to {path}")

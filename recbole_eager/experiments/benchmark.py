@@ -20,7 +20,7 @@ import yaml
 
 from recbole_eager.config import parse_overrides as config_parse_overrides
 from recbole_eager.experiments.records import git_commit, portable_path, write_record
-from recbole_eager.utils import PROJECT_ROOT, PROPERTIES_DIR, RecBoleEagerError, atomic_write
+from recbole_eager.utils import PROJECT_ROOT, PROPERTIES_DIR, RecBoleEagerError, atomic_write, get_model, is_plugin_model
 
 METRICS = ["recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
 PAPER_NAMES = {"S3Rec": "S3-Rec"}
@@ -87,7 +87,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
     return write_record(out_path, record)
 
 
-MODEL_ORDER = ["Markov", "GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec", "EAGER"]
+MODEL_ORDER = ["Markov", "GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec", "TIGER", "EAGER"]
 # Overrides that leave a model's configuration at its default (protocol, budget, bookkeeping).
 DEFAULT_CONFIG_KEYS = {
     "seed", "show_progress", "state", "data_path", "checkpoint_dir", "gpu_id", "behavior_checkpoint", "code_cache_dir",
@@ -111,9 +111,10 @@ def load_records(runs_dir, dataset):
 
 @functools.lru_cache(maxsize=None)
 def model_defaults(model):
-    """The plugin's defaults for ``model`` (``overall.yaml`` < ``model/<model>.yaml``)."""
+    """The plugin's defaults for ``model`` (``overall.yaml`` < its bases' YAMLs < ``model/<model>.yaml``)."""
     defaults = {}
-    for path in (PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{model}.yaml"):
+    bases = getattr(get_model(model), "CONFIG_BASES", ()) if is_plugin_model(model) else ()
+    for path in (PROPERTIES_DIR / "overall.yaml", *(PROPERTIES_DIR / "model" / f"{b}.yaml" for b in bases), PROPERTIES_DIR / "model" / f"{model}.yaml"):
         if path.is_file():
             defaults.update(yaml.safe_load(path.read_text()) or {})
     return defaults

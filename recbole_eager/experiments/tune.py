@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from recbole_eager.experiments.tune_report import STATUS_FAILED, STATUS_OK, STATUS_STOPPED, to_python, write_reports
+from recbole_eager.experiments.records import portable_path
 from recbole_eager.utils import PACKAGE_DIR, PROJECT_ROOT, RecBoleEagerError
 
 PARAM_TYPES = ("choice", "uniform", "loguniform", "quniform")
@@ -307,8 +308,10 @@ def _driver_config(model, dataset, config_files, overrides):
 def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *, name=None, algo="grid",
               num_samples=None, max_concurrent=None, cpus_per_trial=1.0, gpus_per_trial=0.0, scheduler="none",
               grace_period=1, reduction_factor=2, address=None, num_cpus=None, storage_path="saved/ray_results",
-              output_dir="results/tune", log_to_driver=False, progress_seconds=30):
-    """Run a sweep; returns a :class:`SweepResult` (rows, best index, report paths)."""
+              output_dir="results/tune", log_to_driver=False, progress_seconds=30, resume=False):
+    """Run a sweep; returns a :class:`SweepResult` (rows, best index, report paths).
+    ``resume``: continue the interrupted sweep ``name`` in ``storage_path`` (Ray Tune's
+    restore): finished and failed trials keep their results, unfinished ones continue."""
     import ray
     from ray import air, tune
 
@@ -345,6 +348,13 @@ def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *,
         raise RecBoleEagerError("--scheduler=asha needs validation during training (eval_step > 0)")
     n_reports = int(config["epochs"]) // eval_step if eval_step > 0 else 0
 
+    storage = os.path.abspath(storage_path)
+    experiment_dir = os.path.join(storage, name)
+    if resume and not tune.Tuner.can_restore(experiment_dir):
+        raise RecBoleEagerError(
+            f"--resume: no sweep '{name}' in {portable_path(storage)} to resume; start it without --resume "
+            "(the same --name and --storage_path)"
+        )
     started_ray = False
     if not ray.is_initialized():
         init_kwargs = {"log_to_driver": log_to_driver}
@@ -380,23 +390,24 @@ def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *,
             max_column_length=20,
         )
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output engine ignores progress_reporter
-        storage = os.path.abspath(storage_path)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=build_search_space(params, algo),
-            tune_config=tune.TuneConfig(num_samples=num_samples, max_concurrent_trials=max_concurrent,
-                                        scheduler=tune_scheduler, reuse_actors=False, chdir_to_trial_dir=True,
-                                        trial_dirname_creator=_trial_dirname),
-            run_config=air.RunConfig(name=name, storage_path=storage, progress_reporter=reporter, verbose=1,
-                                     failure_config=air.FailureConfig(max_failures=0)),
-        )
+        if resume:
+            tuner = tune.Tuner.restore(experiment_dir, trainable, resume_unfinished=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=build_search_space(params, algo),
+                tune_config=tune.TuneConfig(num_samples=num_samples, max_concurrent_trials=max_concurrent,
+                                            scheduler=tune_scheduler, reuse_actors=False, chdir_to_trial_dir=True,
+                                            trial_dirname_creator=_trial_dirname),
+                run_config=air.RunConfig(name=name, storage_path=storage, progress_reporter=reporter, verbose=1,
+                                         failure_config=air.FailureConfig(max_failures=0)),
+            )
         result_grid = tuner.fit()
     finally:
         if started_ray:
             ray.shutdown()
 
     rows = rows_from_results(result_grid, [p.name for p in params], valid_metric)
-    experiment_dir = os.path.join(storage, name)
     meta = {"model": model, "dataset": dataset, "name": name, "algo": algo, "scheduler": scheduler,
             "config_files": config_files, "overrides": overrides, "experiment_dir": experiment_dir}
     paths, best_index = write_reports(rows, params, valid_metric, bigger, output_dir, meta)

@@ -7,6 +7,7 @@ import os
 
 import yaml
 
+from recbole_eager.experiments.records import portable_path
 from recbole_eager.utils import atomic_write
 
 STATUS_OK, STATUS_STOPPED, STATUS_FAILED = "ok", "stopped", "failed"
@@ -140,7 +141,7 @@ def write_best_yaml(path, row, overrides, meta):
         + (f" (test {meta['valid_metric']} = {_fmt(row['test'].get(meta['valid_metric']), 6)}, not used to select)" if row["test"] else ""),
         "# fixed config files of the sweep: " + (" ".join(meta["config_files"]) or "none"),
         "# rerun: python run_recbole_eager.py --model={} --dataset={} --config_files=\"{}\"".format(
-            meta["model"], meta["dataset"], " ".join(meta["config_files"] + [os.path.abspath(path)])),
+            meta["model"], meta["dataset"], " ".join(meta["config_files"] + [portable_path(path)])),
     ]
     body = yaml.safe_dump(to_python(config), default_flow_style=False, sort_keys=False)
     atomic_write(path, "\n".join(header) + "\n" + body)
@@ -262,7 +263,12 @@ def plot_sweep(path, rows, varied, valid_metric, best_index, title):
 
 
 def write_reports(rows, params, valid_metric, bigger, output_dir, meta):
-    """Write .md, .csv, .png and -best.yaml; returns ``{kind: path}`` and the best index."""
+    """Write .md, .csv, .png and -best.yaml; returns ``{kind: path}`` and the best index.
+    Paths in them are relative to the working directory (no folder of this machine)."""
+    rows = [dict(r, trial_dir=portable_path(r["trial_dir"])) for r in rows]
+    meta = dict(meta, experiment_dir=portable_path(meta["experiment_dir"]),
+                config_files=[portable_path(f) for f in meta["config_files"]],
+                overrides={k: portable_path(v) if isinstance(v, str) and os.path.isabs(v) else v for k, v in meta.get("overrides", {}).items()})
     stem = os.path.join(output_dir, f"{meta['dataset']}-{meta['model']}-{meta['name']}")
     paths = {"md": stem + ".md", "csv": stem + ".csv", "png": stem + ".png", "best_yaml": stem + "-best.yaml"}
     param_names = [p.name for p in params]

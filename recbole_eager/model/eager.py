@@ -25,6 +25,7 @@ from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
 from recbole_eager.codes import STREAMS, ItemCodes, load_or_build_item_codes
+from recbole_eager.codes.build import num_clusters
 from recbole_eager.model.beam_search import MERGE_RULES, beam_search, merge_candidates, top_candidates
 from recbole_eager.model.decoder import StreamDecoder
 from recbole_eager.model.stt import SemanticTransfer
@@ -102,7 +103,7 @@ class EAGER(SequentialRecommender):
     def init_kwargs_from_checkpoint(cls, config, state_dict):
         """The item codes a checkpoint holds as buffers, so reloading never rebuilds them."""
         return {"item_codes": {
-            stream: ItemCodes(state_dict[f"{stream}_codes"], state_dict[f"{stream}_embedding"], config["kmeans_k"])
+            stream: ItemCodes(state_dict[f"{stream}_codes"], state_dict[f"{stream}_embedding"], num_clusters(config, stream))
             for stream in STREAMS if f"{stream}_codes" in state_dict
         }}
 

@@ -1,0 +1,85 @@
+"""Ray Tune beyond one local process: joining a running cluster (``--address``) and
+resuming an interrupted sweep. Kept out of test_hyper.py, whose module-wide local Ray
+instance would be joined instead of the cluster started here."""
+import csv
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_hyper import TINY_ARGS
+
+from recbole_eager.config import parse_overrides
+from recbole_eager.experiments import tune as rt
+from recbole_eager.utils import PROJECT_ROOT
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_joins_a_running_two_node_cluster(in_tmp_dir):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    with open("heads.hyper", "w") as f:
+        f.write("n_heads choice [1,2]\n")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    try:
+        assert not ray.is_initialized()
+        sweep = rt.run_hyper("SASRec", "eager-tiny", "heads.hyper", overrides=parse_overrides(TINY_ARGS),
+                             address=cluster.address, output_dir="res")
+        assert not ray.is_initialized()  # the driver left; the cluster runs on
+        assert len(cluster.list_all_nodes()) == 2 and all(node.remaining_processes_alive() for node in cluster.list_all_nodes())
+    finally:
+        cluster.shutdown()
+    assert [r["status"] for r in sweep.rows] == ["ok", "ok"]
+    for path in sweep.paths.values():
+        if not path.endswith(".png"):
+            assert str(in_tmp_dir) not in open(path).read(), f"{path} names a folder of this machine"
+    assert [r["trial_dir"] for r in _rows(sweep.paths["csv"])][0].startswith(os.path.join("saved", "ray_results", "heads"))
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(in_tmp_dir):
+    # trial 0: 2 epochs; trial 1: up to 300 epochs within an 8 s budget, interrupted while it runs
+    with open("budget.hyper", "w") as f:
+        f.write("epochs choice [2,300]\n")
+    command = [sys.executable, str(PROJECT_ROOT / "run_hyper.py"), "--model=SASRec", "--dataset=eager-tiny",
+               "--params_file=budget.hyper", "--name=budget", "--max_concurrent=1", "--num_cpus=1", "--output_dir=out",
+               *[a for a in TINY_ARGS if not a.startswith("--epochs")], "--train_time_budget=8", "--stopping_step=1000"]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    first, second = None, None
+    while time.time() < deadline and driver.poll() is None:
+        trials = sorted(glob.glob("saved/ray_results/budget/trial_*"))
+        if len(trials) == 2 and os.path.isfile(os.path.join(trials[1], "progress.csv")):
+            first, second = trials
+            break
+        time.sleep(0.2)
+    assert second is not None, f"trial 1 never started: {driver.communicate()[0][-3000:]}"
+    finished = open(os.path.join(first, "progress.csv")).read()
+    driver.send_signal(signal.SIGINT)  # as Ctrl-C: Ray Tune saves the experiment state and stops
+    output = driver.communicate(timeout=120)[0]
+    assert "interrupted" in output.lower(), output[-3000:]
+
+    resumed = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    rows = _rows("out/eager-tiny-SASRec-budget.csv")
+    assert [(r["epochs"], r["status"]) for r in rows][0] == ("2", "ok") and rows[1]["status"] == "ok"
+    assert int(rows[1]["epochs"]) > 2  # trial 1 ran to its budget after the resume
+    assert open(os.path.join(first, "progress.csv")).read() == finished  # trial 0 was not rerun
+    assert len(glob.glob(os.path.join(first, "log", "**", "*.log"), recursive=True)) == 1
+
+
+def test_resume_without_an_earlier_sweep_is_a_clear_error(in_tmp_dir):
+    with open("x.hyper", "w") as f:
+        f.write("n_heads choice [1,2]\n")
+    with pytest.raises(rt.RecBoleEagerError, match="--resume: no sweep 'x' in saved/ray_results to resume"):
+        rt.run_hyper("SASRec", "eager-tiny", "x.hyper", overrides=parse_overrides(TINY_ARGS), resume=True, num_cpus=1)
