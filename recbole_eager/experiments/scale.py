@@ -103,11 +103,11 @@ def last_histories(dataset, max_length):
     return torch.from_numpy(seq), torch.from_numpy(lengths), torch.from_numpy(items[ends])
 
 
-def _interaction(model, seq, lengths, targets, rows):
+def interaction_of(model, seq, lengths, targets, rows):
     return Interaction({model.ITEM_SEQ: seq[rows], model.ITEM_SEQ_LEN: lengths[rows], model.ITEM_ID: targets[rows]})
 
 
-def _train_step(model, batch):
+def train_step(model, batch):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step():
@@ -160,9 +160,9 @@ def run_one(n_items, args):
     eager = get_model("EAGER")(config, dataset, item_codes=item_codes)
     record["eager_parameters"] = sum(p.numel() for p in eager.parameters())
     eager.train()
-    record["eager_train_step"] = measure(_train_step(eager, _interaction(eager, seq, lengths, targets, train_rows)), args.repeats)
+    record["eager_train_step"] = measure(train_step(eager, interaction_of(eager, seq, lengths, targets, train_rows)), args.repeats)
     eager.eval()
-    query = _interaction(eager, seq, lengths, targets, users)
+    query = interaction_of(eager, seq, lengths, targets, users)
     record["eager_topk"] = measure(lambda: eager.full_sort_topk(query, TOPK), args.repeats)
     with torch.no_grad():
         record["eager_dense_topk"] = measure(lambda: eager.full_sort_predict(query).topk(TOPK, dim=1), args.repeats)
@@ -173,13 +173,13 @@ def run_one(n_items, args):
     sasrec = get_model("SASRec")(sasrec_config, dataset)
     record["sasrec_parameters"] = sum(p.numel() for p in sasrec.parameters())
     sasrec.train()
-    record["sasrec_train_step"] = measure(_train_step(sasrec, _interaction(sasrec, seq, lengths, targets, train_rows)), args.repeats)
+    record["sasrec_train_step"] = measure(train_step(sasrec, interaction_of(sasrec, seq, lengths, targets, train_rows)), args.repeats)
     sasrec.eval()
 
     def dense_topk():
         with torch.no_grad():
             for rows in users.split(args.score_chunk):
-                sasrec.full_sort_predict(_interaction(sasrec, seq, lengths, targets, rows)).topk(TOPK, dim=1)
+                sasrec.full_sort_predict(interaction_of(sasrec, seq, lengths, targets, rows)).topk(TOPK, dim=1)
 
     record["sasrec_dense_topk"] = measure(dense_topk, args.repeats)
     for key in ("eager_topk", "eager_dense_topk", "sasrec_dense_topk"):  # per 1,000 users
