@@ -199,6 +199,13 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     assert "time budget 60 s" in rows[0]
     assert "| EAGER-no-gct | EAGER | use_gct=False |" in others and "| EAGER-cap2 | EAGER | - |" in others
     assert "| EAGER-joint-eval | EAGER | re-evaluated None; merge_rule=joint |" in others
+    with open(tmp_path / "d.md", "a") as f:  # a hand-written reading survives the next write
+        f.write(f"\n{benchmark.READING}\n\nOur reading.\n")
+    record("TIGER", "TIGER", 0.02, {"rqvae_epochs": 500})  # TIGER's default (EAGER.yaml's base + TIGER.yaml)
+    benchmark.write_table("d", str(runs), str(tmp_path / "d.md"), None)
+    text = (tmp_path / "d.md").read_text()
+    assert text.endswith(f"{benchmark.READING}\n\nOur reading.\n") and text.count(benchmark.READING) == 1
+    assert "| TIGER | ours |" in text.split("## Other runs")[0]
     (tmp_path / "README.md").write_text(f"# r\n{benchmark.SUMMARY_START}\nold\n{benchmark.SUMMARY_END}\nkept\n")
     benchmark.write_summary(str(tmp_path), None)
     readme = (tmp_path / "README.md").read_text()
