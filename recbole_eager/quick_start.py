@@ -68,7 +68,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     continues an interrupted run; ``train_time_budget: <seconds>`` stops fitting before the
     next epoch once that much time has passed (then the best epoch so far is tested). Returns RecBole's
     result dict plus ``stopped_by`` (early_stopping / epoch_cap / time_budget) and timing: ``epochs``, ``train_epoch_seconds``, ``valid_seconds``,
-    ``test_seconds`` and ``wall_seconds``.
+    ``test_seconds`` and ``wall_seconds``; ``valid_curve``: each validation pass's metrics.
     """
     wall_start = time.perf_counter()
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
@@ -127,6 +127,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         "stopped_by": stopped_by,
         "train_epoch_seconds": trainer.train_epoch_seconds,
         "valid_seconds": trainer.valid_seconds,
+        "valid_curve": trainer.valid_results,
         "test_seconds": test_seconds,
         "wall_seconds": time.perf_counter() - wall_start,
         "saved_model_file": trainer.saved_model_file if saved else None,
@@ -155,12 +156,13 @@ def _with_test_pass(callback_fn, trainer, test_data, results):
 
 def _best_test(test_every_epoch, config):
     """The epoch a protocol that picks on the test set would keep (the authors' code), and its
-    test metrics: ``best_test_epoch``, ``best_test_result``."""
+    test metrics: ``best_test_epoch``, ``best_test_result``, and every epoch's (``test_curve``)."""
+    curve = [{"epoch": epoch, **result} for epoch, result in test_every_epoch]
     if not test_every_epoch:
-        return {"best_test_epoch": None, "best_test_result": {}}
+        return {"best_test_epoch": None, "best_test_result": {}, "test_curve": curve}
     key, bigger = config["valid_metric"].lower(), config["valid_metric_bigger"]
     epoch, result = (max if bigger else min)(test_every_epoch, key=lambda er: er[1][key])
-    return {"best_test_epoch": epoch, "best_test_result": result}
+    return {"best_test_epoch": epoch, "best_test_result": result, "test_curve": curve}
 
 
 def _plain_config(config):
@@ -239,6 +241,7 @@ def evaluate_checkpoint(model_file, config_overrides=None):
         "stopped_by": "evaluated_checkpoint",
         "train_epoch_seconds": [],
         "valid_seconds": seconds[:1],
+        "valid_curve": results[:1],
         "test_seconds": seconds[1],
         "wall_seconds": time.perf_counter() - wall_start,
         "saved_model_file": model_file,

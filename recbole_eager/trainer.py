@@ -19,13 +19,15 @@ class TrainTimeBudgetReached(Exception):
 
 
 class EpochTimingMixin:
-    """Records seconds of every training epoch and validation pass (for benchmark tables),
-    and stops fitting before an epoch once ``train_time_budget`` seconds have passed."""
+    """Records seconds of every training epoch and validation pass, and each pass's metrics
+    (for benchmark tables), and stops fitting before an epoch once ``train_time_budget``
+    seconds have passed."""
 
     def __init__(self, config, model):
         super().__init__(config, model)
         self.train_epoch_seconds = []
         self.valid_seconds = []
+        self.valid_results = []
         self.time_budget = config["train_time_budget"]
         self.fit_start = None
 
@@ -45,6 +47,7 @@ class EpochTimingMixin:
         start = time.perf_counter()
         result = super()._valid_epoch(*args, **kwargs)
         self.valid_seconds.append(time.perf_counter() - start)
+        self.valid_results.append(dict(result[1]))
         return result
 
 

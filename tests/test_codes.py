@@ -11,6 +11,7 @@ from recbole.data import data_preparation
 from recbole_eager.codes import ItemCodes, hierarchical_kmeans, load_or_build_item_codes
 from recbole_eager.codes import __main__ as cli
 from recbole_eager.codes import build
+from recbole_eager.codes.behavior import behavior_config_dict
 from recbole_eager.codes.semantic import item_texts
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
@@ -134,6 +135,13 @@ def test_codes_with_trained_behavior_model(trained):
     assert semantic["empty_first_field"] == 2 and semantic["no_text"] == 0 and semantic["encoder"] == "all-MiniLM-L6-v2"
 
 
+@pytest.mark.parametrize("order", ["time", "item"])
+def test_behavior_model_trains_on_the_callers_sequence_order(tiny_config, order):
+    config, _ = make(tiny_config, sequence_order=order)
+    behavior = Config(model="SASRec", dataset="eager-tiny", config_dict=behavior_config_dict(config))
+    assert behavior["sequence_order"] == order
+
+
 def test_item_texts_fall_back_and_parse_categories(tiny_config, tiny_copy):
     item_file = tiny_copy / "eager-tiny" / "eager-tiny.item"
     lines = item_file.read_text().splitlines()
@@ -190,6 +198,7 @@ def test_changed_inputs_change_the_cache_file(from_checkpoint, tiny_copy):
         path(item_text_fields=["title", "brand"]),
         path(semantic_model="other-encoder"),
         path(behavior_checkpoint=None),
+        path(behavior_checkpoint=None, sequence_order="item"),  # the behavior model trains on that order
         path(eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "order": "TO", "group_by": "user", "mode": "full"}),
         path(item_inter_num_interval="[6,inf)"),
         path(code_method="rqvae"),
@@ -201,6 +210,7 @@ def test_changed_inputs_change_the_cache_file(from_checkpoint, tiny_copy):
     changed.append(path(data_path=str(tiny_copy)))
     assert len(set(changed + [base])) == len(changed) + 1
     assert path(semantic_batch_size=7, MAX_ITEM_LIST_LENGTH=5, rqvae_epochs=3) == base  # do not change the (k-means) codes
+    assert path(sequence_order="item") == base  # a given behavior checkpoint and item text do not depend on it
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

@@ -58,6 +58,9 @@ def test_report_best_test_keeps_the_best_test_epoch_beside_the_valid_choice(tiny
     result = run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 3, "report_best_test": True})
     assert result["best_test_epoch"] in (0, 1, 2)
     assert result["best_test_result"]["ndcg@10"] >= result["test_result"]["ndcg@10"]  # the valid-chosen epoch is among them
+    assert [r["epoch"] for r in result["test_curve"]] == [0, 1, 2] and len(result["valid_curve"]) == 3
+    assert result["test_curve"][result["best_test_epoch"]]["ndcg@10"] == result["best_test_result"]["ndcg@10"]
+    assert max(r["ndcg@10"] for r in result["valid_curve"]) == result["best_valid_result"]["ndcg@10"]
 
 
 def test_markov_scores_are_next_item_counts_of_the_training_split(tiny_config):

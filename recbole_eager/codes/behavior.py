@@ -11,7 +11,7 @@ from recbole_eager.utils import RecBoleEagerError, trusted_torch_load
 
 # Keys of the caller's config that define the data and its split (MAX_ITEM_LIST_LENGTH
 # stays the behavior model's own).
-CARRIED_KEYS = ("eval_args", "seed", "reproducibility", "checkpoint_dir", "use_gpu", "gpu_id", "show_progress", "state")
+CARRIED_KEYS = ("eval_args", "sequence_order", "seed", "reproducibility", "checkpoint_dir", "use_gpu", "gpu_id", "show_progress", "state")
 
 
 def behavior_config_dict(config):

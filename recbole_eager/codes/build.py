@@ -74,6 +74,7 @@ def cache_inputs(config, streams=STREAMS):
             "epochs": config["behavior_epochs"],
             "seed": config["seed"],
             "model_yaml": defaults.read_text() if defaults.is_file() else None,
+            **({"sequence_order": config["sequence_order"]} if config["sequence_order"] not in (None, "time") else {}),
         }
     inputs = {
         "format": FORMAT_VERSION,

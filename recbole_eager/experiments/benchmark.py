@@ -81,7 +81,8 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         "saved_model_file": portable_path(result["saved_model_file"]),
         **({"evaluated_checkpoint": portable_path(checkpoint)} if checkpoint else {}),
         "wall_seconds": result["wall_seconds"],
-        **{k: result[k] for k in ("best_test_epoch", "best_test_result") if k in result},
+        "valid_curve": result["valid_curve"],
+        **{k: result[k] for k in ("best_test_epoch", "best_test_result", "test_curve") if k in result},
         "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     return write_record(out_path, record)
