@@ -251,6 +251,16 @@ def test_plot_sampled_floats_and_many_params(tmp_path):
     _check_png(paths["png"])
 
 
+def test_swept_epochs_keep_their_own_csv_column(tmp_path):
+    rows = [_row("e_00000", {"epochs": 5}, 0.1, 0.1), _row("e_00001", {"epochs": 9}, 0.2, 0.1)]
+    rows[1]["epochs"] = 4  # stopped early
+    paths, _ = tune_report.write_reports(rows, rt.parse_params_text("epochs choice [5,9]\n"), "ndcg@10", True, str(tmp_path), _meta("ep"))
+    header = open(paths["csv"]).readline().strip().split(",")
+    assert len(header) == len(set(header))
+    assert [(r["epochs"], r["epochs_trained"]) for r in _read_csv(paths["csv"])] == [("5", "2"), ("9", "4")]
+    assert "| epochs | valid ndcg@10 |" in open(paths["md"]).read() and "| epochs trained |" in open(paths["md"]).read()
+
+
 # --------------------------------------------------------------------------- real sweeps (Ray)
 @pytest.fixture(scope="module")
 def ray_local():
@@ -289,7 +299,7 @@ def test_sweep_grid_end_to_end(ray_local, in_tmp_dir, monkeypatch, capsys):
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
     assert {(r["hidden_dropout_prob"], r["attn_dropout_prob"]) for r in rows} == {(a, b) for a in ("0.2", "0.5") for b in ("0.2", "0.5")}
     for row in rows:
-        assert row["epochs"] == "2" and row["error"] == ""
+        assert row["epochs_trained"] == "2" and row["error"] == ""
         assert float(row["test_ndcg@10"]) >= 0 and float(row["test_recall@20"]) >= 0
         assert float(row["valid_ndcg@10"]) == pytest.approx(float(row["best_valid_score"]))
         # Ray storage in the working directory; the trial's best = the best of its per-epoch reports

@@ -75,7 +75,7 @@ def write_csv(path, rows, param_names, valid_metric, best_index):
     valid_names, test_names = _columns(rows, param_names, valid_metric)
     header = (["trial_id", "status", "is_best"] + list(param_names) + ["best_valid_score"]
               + [f"valid_{m}" for m in valid_names] + [f"test_{m}" for m in test_names]
-              + ["epochs", "seconds", "error", "trial_dir"])
+              + ["epochs_trained", "seconds", "error", "trial_dir"])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -118,7 +118,7 @@ def write_markdown(path, rows, param_names, valid_metric, best_index, meta):
         lines.append("- **best**: none (no trial finished)")
     lines.append("")
     header = (["trial", "status", "best"] + list(param_names) + [f"valid {m}" for m in valid_names]
-              + [f"test {m}" for m in test_names] + ["epochs", "time (s)", "error"])
+              + [f"test {m}" for m in test_names] + ["epochs trained", "time (s)", "error"])
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for i, row in enumerate(rows):
