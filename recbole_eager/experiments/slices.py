@@ -35,7 +35,8 @@ def _bin_labels(edges):
 
 
 def target_ranks(trainer, data, show_progress=False):
-    """Per user row of ``data``: the target's rank (1 = top) and the row's fields as numpy."""
+    """Per user row of ``data``: the target's rank in the top K (1 = top; inf below it, nan
+    when the model gives it no score) and the row's fields as numpy."""
     model = trainer.model
     model.eval()
     trainer.tot_item_num = data._dataset.item_num  # as Trainer.evaluate sets them
@@ -44,10 +45,12 @@ def target_ranks(trainer, data, show_progress=False):
     with torch.no_grad():
         for batched_data in tqdm(data, desc="ranking targets", disable=not show_progress):
             interaction, scores, positive_u, positive_i = trainer._full_sort_batch_eval(batched_data)
-            target = scores[positive_u, positive_i].unsqueeze(1)
+            top = scores.topk(K, dim=1).indices[positive_u]  # ties broken as RecBole's evaluator breaks them
+            found, position = (top == positive_i.unsqueeze(1)).max(dim=1)
             rank = torch.full((scores.size(0),), float("inf"))
-            rank[positive_u] = ((scores[positive_u] > target).sum(1) + 1).float().cpu()
-            rank[positive_u[torch.isinf(target.squeeze(1)).cpu()]] = float("inf")  # not among the candidates
+            rank[positive_u] = torch.where(found, position + 1.0, float("inf")).cpu()  # inf: beyond the top K
+            missing = torch.isinf(scores[positive_u, positive_i]).cpu()
+            rank[positive_u[missing]] = float("nan")  # not among the candidates at all
             ranks.append(rank.numpy())
             for name in interaction.columns:
                 fields.setdefault(name, []).append(interaction[name].cpu().numpy())
@@ -73,10 +76,14 @@ def user_slices(config, fields, train_counts):
 
 
 def metrics(ranks):
+    """NDCG@K, Recall@K and the share of targets the model scores at all (EAGER: its beams'
+    candidates), from ranks (inf beyond the top K, nan when not scored)."""
+    if not len(ranks):
+        return {"users": 0, f"ndcg@{K}": 0.0, f"recall@{K}": 0.0, "in_candidates": 0.0}
     hit = ranks <= K
-    ndcg = np.where(hit, 1.0 / np.log2(np.minimum(ranks, K) + 1), 0.0)
-    return {"users": int(len(ranks)), f"ndcg@{K}": float(ndcg.mean()) if len(ranks) else 0.0,
-            f"recall@{K}": float(hit.mean()) if len(ranks) else 0.0, "in_candidates": float(np.isfinite(ranks).mean()) if len(ranks) else 0.0}
+    ndcg = np.where(hit, 1.0 / np.log2(np.where(hit, ranks, 1) + 1), 0.0)
+    return {"users": int(len(ranks)), f"ndcg@{K}": float(ndcg.mean()), f"recall@{K}": float(hit.mean()),
+            "in_candidates": float((~np.isnan(ranks)).mean())}
 
 
 def analyse(checkpoint, show_progress=False):
