@@ -45,7 +45,7 @@ def target_ranks(trainer, data, show_progress=False):
     with torch.no_grad():
         for batched_data in tqdm(data, desc="ranking targets", disable=not show_progress):
             interaction, scores, positive_u, positive_i = trainer._full_sort_batch_eval(batched_data)
-            top = scores.topk(K, dim=1).indices[positive_u]  # ties broken as RecBole's evaluator breaks them
+            top = scores.topk(max(trainer.config["topk"]), dim=1).indices[positive_u, :K]  # ties broken as RecBole's collector does
             found, position = (top == positive_i.unsqueeze(1)).max(dim=1)
             rank = torch.full((scores.size(0),), float("inf"))
             rank[positive_u] = torch.where(found, position + 1.0, float("inf")).cpu()  # inf: beyond the top K
