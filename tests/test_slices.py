@@ -64,8 +64,10 @@ def test_reweighted_validation_takes_the_test_mix():
 
 def test_cli_writes_json_and_markdown(saved, tmp_path):
     checkpoints = [saved("SASRec"), saved("EAGER")]
-    slices.main(["--checkpoints", *checkpoints, "--out", str(tmp_path / "out" / "tiny")])
+    slices.main(["--checkpoints", *checkpoints, "--out", str(tmp_path / "out" / "tiny"), "--labels", "SASRec-CE", "EAGER"])
     record = json.loads((tmp_path / "out" / "tiny.json").read_text())
-    assert [a["model"] for a in record["analyses"]] == ["SASRec", "EAGER"] and record["command"].endswith("tiny")
+    assert [a["model"] for a in record["analyses"]] == ["SASRec", "EAGER"] and record["command"].endswith("EAGER")
     table = (tmp_path / "out" / "tiny.md").read_text()
-    assert "| EAGER | test |" in table and "**same_day**" in table
+    assert "| EAGER | test |" in table and "| SASRec-CE | valid |" in table and "**same_day**" in table
+    with pytest.raises(SystemExit):
+        slices.main(["--checkpoints", *checkpoints, "--out", str(tmp_path / "x"), "--labels", "one"])

@@ -118,13 +118,13 @@ def markdown(analyses):
     for a in analyses:
         for split, s in a["splits"].items():
             o = s["overall"]
-            lines.append(f"| {a['model']} | {split} | {o['users']} | {o[key]:.4f} | {o[f'recall@{K}']:.4f} | {o['in_candidates']:.3f} |")
+            lines.append(f"| {a.get('label', a['model'])} | {split} | {o['users']} | {o[key]:.4f} | {o[f'recall@{K}']:.4f} | {o['in_candidates']:.3f} |")
     lines += ["", f"| model | test N@{K} / valid N@{K} | valid N@{K} at the test mix of: " + " | ".join(analyses[0]["valid_at_test_mix"]) + " |",
               "|---|---:|" + "---:|" * len(analyses[0]["valid_at_test_mix"])]
     for a in analyses:
         valid, test = a["splits"]["valid"]["overall"][key], a["splits"]["test"]["overall"][key]
         mixes = " | ".join(f"{v:.4f} ({test / v:.2f})" for v in a["valid_at_test_mix"].values())
-        lines.append(f"| {a['model']} | {test / valid:.2f} | {mixes} |")
+        lines.append(f"| {a.get('label', a['model'])} | {test / valid:.2f} | {mixes} |")
     for name in analyses[0]["splits"]["test"]["slices"]:
         labels = list(analyses[0]["splits"]["test"]["slices"][name])
         lines += ["", f"**{name}** (N@{K} valid → test, share of users valid / test)", "",
@@ -133,7 +133,7 @@ def markdown(analyses):
             v, t = a["splits"]["valid"]["slices"][name], a["splits"]["test"]["slices"][name]
             nv, nt = a["splits"]["valid"]["overall"]["users"], a["splits"]["test"]["overall"]["users"]
             cells = [f"{v[x][key]:.4f} → {t[x][key]:.4f} ({v[x]['users'] / nv:.0%} / {t[x]['users'] / nt:.0%})" for x in labels]
-            lines.append(f"| {a['model']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {a.get('label', a['model'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -141,13 +141,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoints", nargs="+", required=True)
     parser.add_argument("--out", required=True, help="path without suffix; writes <out>.json and <out>.md")
+    parser.add_argument("--labels", nargs="+", help="row names, one per checkpoint (default: the model names)")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     command = "python -m recbole_eager.experiments.slices " + " ".join(argv if argv is not None else sys.argv[1:])
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from the command line
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.labels and len(args.labels) != len(args.checkpoints):
+        parser.error(f"--labels: {len(args.labels)} names for {len(args.checkpoints)} checkpoints")
     analyses = [analyse(path, show_progress=True) for path in args.checkpoints]
+    for analysis, label in zip(analyses, args.labels or []):
+        analysis["label"] = label
     record = {"command": command, "commit": git_commit(), "hardware": hardware(), "analyses": analyses}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w") as f:
