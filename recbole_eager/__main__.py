@@ -15,7 +15,7 @@ from recbole_eager.utils import RecBoleEagerError
 COMMON_KEYS = """common config keys (--key=value):
   --epochs=300 --stopping_step=10 --learning_rate=0.001 --train_batch_size=1024 --seed=2024
   --data_path=dataset/ --checkpoint_dir=saved --show_progress=True --train_time_budget=SECONDS
-  --resume_from=saved/<Model>-....pth        continue an interrupted run after its saved epoch
+  --resume_from=saved/<Model>-...-last.pth   continue an interrupted run after its last finished epoch
   --exclude_history=False --sequence_order=time --report_best_test=False   (protocol options)
   EAGER: --lambda1=1.0 --lambda2=1.0 --use_gct=True --use_stt_recon=True --use_stt_recog=True
          --kmeans_k=256 --kmeans_balanced=True --beam_size=20 --merge_rule=confidence --precision=float32
@@ -41,8 +41,8 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the best epoch so far is saved in checkpoint_dir (saved/ by default); "
-              "continue with --resume_from=<that .pth>", file=sys.stderr)
+        print("interrupted: the last finished epoch is saved in checkpoint_dir (saved/ by default); "
+              "continue with --resume_from=<its -last.pth>", file=sys.stderr)
         return 130
     return 0
 

@@ -46,14 +46,16 @@ def build_model(config, train_data, state_dict=None):
         return model_class(config, train_data._dataset, **kwargs).to(config["device"])
 
 
-def _pretrain(config, train_data, logger):
-    """First stage of a two-stage model (S3Rec); returns the saved pretrain checkpoint."""
-    config["train_stage"] = "pretrain"
-    config["save_step"] = config["pretrain_epochs"]
-    model = build_model(config, train_data)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    trainer.pretrain(train_data, show_progress=config["show_progress"])
+def _pretrain(config, train_data, logger, reuse=resume is not None):
+    """First stage of a two-stage model (S3Rec); returns the saved pretrain checkpoint.
+    ``reuse`` (a resumed fine-tuning): an existing pretrain checkpoint is not trained again."""
     path = os.path.join(config["checkpoint_dir"], f"{config['model']}-{config['dataset']}-{config['pretrain_epochs']}.pth")
+    if not (reuse and os.path.isfile(path)):
+        config["train_stage"] = "pretrain"
+        config["save_step"] = config["pretrain_epochs"]
+        model = build_model(config, train_data)
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        trainer.pretrain(train_data, show_progress=config["show_progress"])
     logger.info(set_color("pretrained model", "yellow") + f": {path}")
     config["train_stage"] = "finetune"
     config["pre_model_path"] = path
@@ -64,8 +66,8 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     """Train ``model`` on ``dataset`` and evaluate it on the test split.
 
     ``model`` is a name (this plugin's models first, then RecBole's) or a class. Models
-    with ``train_stage: pretrain_finetune`` (S3Rec here) run both stages; ``resume_from: <checkpoint>``
-    continues an interrupted run; ``train_time_budget: <seconds>`` stops fitting before the
+    with ``train_stage: pretrain_finetune`` (S3Rec here) run both stages; ``resume_from: <last_checkpoint_file>``
+    continues an interrupted run after its last finished epoch, as if it had not stopped; ``train_time_budget: <seconds>`` stops fitting before the
     next epoch once that much time has passed (then the best epoch so far is tested). Returns RecBole's
     result dict plus ``stopped_by`` (early_stopping / epoch_cap / time_budget) and timing: ``epochs``, ``train_epoch_seconds``, ``valid_seconds``,
     ``test_seconds`` and ``wall_seconds``; ``valid_curve``: each validation pass's metrics.
@@ -85,7 +87,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
     if config["train_stage"] == "pretrain_finetune":
-        _pretrain(config, train_data, logger)
+        _pretrain(config, train_data, logger, reuse=resume is not None)
     resume_state = resume["state_dict"] if resume else None  # an interrupted run: continue after its saved epoch
     model = build_model(config, train_data, state_dict=resume_state)
     logger.info(model, extra=FILE_ONLY)
@@ -97,14 +99,13 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     if resume_state is not None:
         with trusted_torch_load():
             trainer.resume_checkpoint(config["resume_from"])
-    test_every_epoch = []  # report_best_test: (epoch, test result) after each validation
     if config["report_best_test"]:
-        callback_fn = _with_test_pass(callback_fn, trainer, test_data, test_every_epoch)
+        trainer.per_epoch_test_data = test_data
     try:
         best_valid_score, best_valid_result = trainer.fit(
             train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
         )
-        last_epoch = trainer.start_epoch + len(trainer.train_epoch_seconds)  # start_epoch > 0 after resume_from
+        last_epoch = len(trainer.train_epoch_seconds) + (trainer.start_epoch if trainer.resumed_after_epoch is None else 0)
         stopped_by = "early_stopping" if last_epoch < config["epochs"] else "epoch_cap"
     except TrainTimeBudgetReached:
         best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
@@ -129,10 +130,12 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         "valid_seconds": trainer.valid_seconds,
         "valid_curve": trainer.valid_results,
         "test_seconds": test_seconds,
-        "wall_seconds": time.perf_counter() - wall_start,
+        "wall_seconds": time.perf_counter() - wall_start + trainer.earlier_fit_seconds,  # resumed: + earlier fitting
         "saved_model_file": trainer.saved_model_file if saved else None,
+        "last_checkpoint_file": trainer.last_checkpoint_file if saved else None,
+        **({"resumed_after_epoch": trainer.resumed_after_epoch} if trainer.resumed_after_epoch is not None else {}),
         "config": _plain_config(config),
-        **(_best_test(test_every_epoch, config) if config["report_best_test"] else {}),
+        **(_best_test(trainer.test_curve, config) if config["report_best_test"] else {}),
     }
 
 
@@ -143,26 +146,15 @@ def results_table(valid, test):
     return "results (valid: the best validation epoch; test: that epoch's model)\n" + "\n".join(rows)
 
 
-def _with_test_pass(callback_fn, trainer, test_data, results):
-    """A fit callback that also evaluates the test set after every validation."""
-
-    def callback(epoch_idx, valid_score):
-        results.append((epoch_idx, dict(trainer.evaluate(test_data, load_best_model=False, show_progress=False))))
-        if callback_fn is not None:
-            callback_fn(epoch_idx, valid_score)
-
-    return callback
-
-
-def _best_test(test_every_epoch, config):
+def _best_test(test_curve, config):
     """The epoch a protocol that picks on the test set would keep (the authors' code), and its
     test metrics: ``best_test_epoch``, ``best_test_result``, and every epoch's (``test_curve``)."""
-    curve = [{"epoch": epoch, **result} for epoch, result in test_every_epoch]
-    if not test_every_epoch:
-        return {"best_test_epoch": None, "best_test_result": {}, "test_curve": curve}
+    if not test_curve:
+        return {"best_test_epoch": None, "best_test_result": {}, "test_curve": []}
     key, bigger = config["valid_metric"].lower(), config["valid_metric_bigger"]
-    epoch, result = (max if bigger else min)(test_every_epoch, key=lambda er: er[1][key])
-    return {"best_test_epoch": epoch, "best_test_result": result, "test_curve": curve}
+    best = (max if bigger else min)(test_curve, key=lambda r: r[key])
+    return {"best_test_epoch": best["epoch"], "best_test_result": {k: v for k, v in best.items() if k != "epoch"},
+            "test_curve": test_curve}
 
 
 def _plain_config(config):

@@ -1,10 +1,12 @@
 """Trainers: RecBole's, plus per-epoch timing and checkpoint names of their own; model-specific
 ones are ``<Model>Trainer``."""
 import os
+import random
 import time
 import uuid
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from recbole.evaluator import Collector
@@ -19,24 +21,38 @@ class TrainTimeBudgetReached(Exception):
 
 
 class EpochTimingMixin:
-    """Records seconds of every training epoch and validation pass, and each pass's metrics
-    (for benchmark tables), and stops fitting before an epoch once ``train_time_budget``
-    seconds have passed."""
+    """Records seconds of every training epoch and validation pass, each pass's metrics (for
+    benchmark tables) and, given ``per_epoch_test_data``, each epoch's test metrics
+    (``report_best_test``); stops fitting before an epoch once ``train_time_budget`` seconds
+    have passed (counting the epochs before a resume)."""
+
+    RECORDS = ("train_epoch_seconds", "valid_seconds", "valid_results", "test_curve")
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.train_epoch_seconds = []
-        self.valid_seconds = []
-        self.valid_results = []
+        for name in self.RECORDS:
+            setattr(self, name, [])
+        self.per_epoch_test_data = None
         self.time_budget = config["train_time_budget"]
         self.fit_start = None
+        self.earlier_fit_seconds = 0.0  # of the runs this one resumes
 
-    def fit(self, *args, **kwargs):
+    def fit_seconds(self):
+        return self.earlier_fit_seconds + (time.perf_counter() - self.fit_start if self.fit_start else 0.0)
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        def callback(epoch_idx, valid_score):
+            if self.per_epoch_test_data is not None:
+                test = self.evaluate(self.per_epoch_test_data, load_best_model=False, show_progress=False)
+                self.test_curve.append({"epoch": epoch_idx, **test})
+            if callback_fn is not None:
+                callback_fn(epoch_idx, valid_score)
+
         self.fit_start = time.perf_counter()
-        return super().fit(*args, **kwargs)
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback)
 
     def _train_epoch(self, *args, **kwargs):
-        if self.time_budget and self.fit_start and time.perf_counter() - self.fit_start > self.time_budget:
+        if self.time_budget and self.fit_start and self.fit_seconds() > self.time_budget:
             raise TrainTimeBudgetReached
         start = time.perf_counter()
         result = super()._train_epoch(*args, **kwargs)
@@ -49,6 +65,87 @@ class EpochTimingMixin:
         self.valid_seconds.append(time.perf_counter() - start)
         self.valid_results.append(dict(result[1]))
         return result
+
+
+class ResumableMixin:
+    """Writes ``last_checkpoint_file`` after every validation: RecBole's checkpoint fields for
+    that epoch plus what an exact continuation needs (RNG states, the shuffle generator, the
+    learning-rate schedule, the best epoch's file and result, the per-epoch records).
+    ``resume_from`` that file continues after its epoch as if the run had not stopped;
+    ``resume_from`` RecBole's best-epoch checkpoint continues after the best epoch, as in RecBole.
+    RecBole's ``_save_checkpoint`` writes one fixed set of fields, hence the dict here."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        root = os.path.splitext(self.saved_model_file)[0]
+        self.last_checkpoint_file = config["last_checkpoint_file"] or f"{root}-last.pth"
+        self.resumed_after_epoch = None
+        self._rng_to_restore = None
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        def callback(epoch_idx, valid_score):
+            if saved:
+                self._save_last_checkpoint(epoch_idx, train_data)
+            if callback_fn is not None:
+                callback_fn(epoch_idx, valid_score)
+
+        if self._rng_to_restore is not None:
+            _set_rng_state(self._rng_to_restore, train_data.generator)
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback)
+
+    def _save_last_checkpoint(self, epoch_idx, train_data):
+        scheduler = getattr(self, "lr_scheduler", None)
+        state = {
+            "config": self.config, "epoch": epoch_idx, "cur_step": self.cur_step, "best_valid_score": self.best_valid_score,
+            "state_dict": self.model.state_dict(), "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "resume_state": {
+                "best_model_file": self.saved_model_file, "best_valid_result": self.best_valid_result,
+                "records": {name: getattr(self, name) for name in self.RECORDS}, "fit_seconds": self.fit_seconds(),
+                "lr_scheduler": scheduler.state_dict() if scheduler else None, "rng": _rng_state(train_data.generator),
+            },
+        }
+        os.makedirs(os.path.dirname(self.last_checkpoint_file) or ".", exist_ok=True)
+        partial = f"{self.last_checkpoint_file}.partial"
+        torch.save(state, partial, pickle_protocol=4)
+        os.replace(partial, self.last_checkpoint_file)  # a kill while writing keeps the previous epoch's file
+
+    def resume_checkpoint(self, resume_file):
+        super().resume_checkpoint(resume_file)
+        checkpoint = torch.load(resume_file, map_location="cpu", weights_only=False)
+        state = checkpoint.get("resume_state")
+        if state is None:
+            self.logger.warning(f"resume_from: {resume_file} is the best epoch's checkpoint; training continues after "
+                                f"that epoch, not after the last finished one (that is in its -last.pth)")
+            return
+        if not os.path.isfile(state["best_model_file"]):
+            raise RecBoleEagerError(f"resume_from: {resume_file} needs the best model {state['best_model_file']}, which is "
+                                    f"gone; restore it, or train from scratch without resume_from")
+        self.saved_model_file = state["best_model_file"]
+        self.last_checkpoint_file = str(resume_file)
+        self.best_valid_result = state["best_valid_result"]
+        for name, values in state["records"].items():
+            setattr(self, name, list(values))
+        self.earlier_fit_seconds = state["fit_seconds"]
+        if state["lr_scheduler"] is not None:
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self._rng_to_restore = state["rng"]
+        self.resumed_after_epoch = checkpoint["epoch"]
+
+
+def _rng_state(shuffle_generator):
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "shuffle": shuffle_generator.get_state()}
+
+
+def _set_rng_state(state, shuffle_generator):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    shuffle_generator.set_state(state["shuffle"])
 
 
 class ExcludeHistoryMixin:
@@ -77,11 +174,11 @@ class UniqueCheckpointMixin:
 
 
 def with_run_mixins(trainer_class):
-    """``trainer_class`` with epoch timing, the time budget, ``exclude_history`` and a
-    checkpoint name of its own."""
+    """``trainer_class`` with epoch timing, the time budget, ``exclude_history``, a checkpoint
+    name of its own and a last-epoch checkpoint to resume from."""
     if issubclass(trainer_class, EpochTimingMixin):
         return trainer_class
-    return type(trainer_class.__name__, (EpochTimingMixin, ExcludeHistoryMixin, UniqueCheckpointMixin, trainer_class), {})
+    return type(trainer_class.__name__, (ResumableMixin, EpochTimingMixin, ExcludeHistoryMixin, UniqueCheckpointMixin, trainer_class), {})
 
 
 class TopKHits(NamedTuple):
@@ -143,8 +240,8 @@ class EAGERTrainer(Trainer):
     def _build_optimizer(self, **kwargs):
         optimizer = super()._build_optimizer(**kwargs)
         warmup = max(int(self.config["warmup_steps"] or 0), 1)
-        scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        optimizer.register_step_post_hook(lambda *_: scheduler.step())
+        self.lr_scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        optimizer.register_step_post_hook(lambda *_: self.lr_scheduler.step())
         return optimizer
 
 

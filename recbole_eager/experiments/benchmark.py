@@ -2,14 +2,17 @@
 
     python -m recbole_eager.experiments.benchmark --dataset amazon-beauty --models GRU4Rec Caser SASRec BERT4Rec S3Rec
 
-A run whose JSON exists in ``results/runs/`` is skipped; ``results/<dataset>.md`` is
-rewritten from all JSONs of the dataset, with the paper's numbers beside ours.
+A run whose JSON exists in ``results/runs/`` is skipped; a run that was killed continues after
+its last finished epoch (``<checkpoint_dir>/resume/``, same settings and commit only);
+``results/<dataset>.md`` is rewritten from all JSONs of the dataset, with the paper's numbers
+beside ours.
 ``--evaluate CHECKPOINT`` records a saved model's metrics without training, under the
 ``--set`` overrides (inference settings such as ``merge_rule=joint``).
 """
 import argparse
 import datetime
 import functools
+import hashlib
 import json
 import os
 import re
@@ -51,16 +54,29 @@ def run_name(model, tag):
     return f"{model}-{tag}" if tag else model
 
 
+def resume_file(out_path, overrides, commit):
+    """Where a run keeps its last finished epoch: named by the run, its settings and commit,
+    so a run is only continued by the same code under the same settings."""
+    key = hashlib.sha1(json.dumps([overrides, commit], sort_keys=True, default=str).encode()).hexdigest()[:8]
+    name = os.path.splitext(os.path.basename(out_path))[0]
+    return os.path.join(overrides.get("checkpoint_dir", "saved"), "resume", f"{name}-{key}.pth")
+
+
 def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
-    from recbole_eager.quick_start import evaluate_checkpoint, run_recbole_eager
+    from recbole_eager import quick_start
 
     commit = git_commit()  # the code that trains, not the code at the end of a long run
+    resume = resume_file(out_path, overrides, commit)
     if checkpoint:
-        result = evaluate_checkpoint(checkpoint, overrides)
+        result = quick_start.evaluate_checkpoint(checkpoint, overrides)
         if (result["model"], result["dataset"]) != (model, dataset):
             raise ValueError(f"--evaluate {checkpoint} holds {result['model']} on {result['dataset']}, not {model} on {dataset}")
     else:
-        result = run_recbole_eager(model=model, dataset=dataset, config_dict=overrides)
+        config = {**overrides, "last_checkpoint_file": resume}
+        if os.path.isfile(resume):
+            print(f"{model}: continuing the killed run from {resume}")
+            config["resume_from"] = resume
+        result = quick_start.run_recbole_eager(model=model, dataset=dataset, config_dict=config)
     epoch_seconds = result["train_epoch_seconds"]
     record = {
         "model": model,
@@ -81,11 +97,15 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         "saved_model_file": portable_path(result["saved_model_file"]),
         **({"evaluated_checkpoint": portable_path(checkpoint)} if checkpoint else {}),
         "wall_seconds": result["wall_seconds"],
+        **({"resumed_after_epoch": result["resumed_after_epoch"]} if "resumed_after_epoch" in result else {}),
         "valid_curve": result["valid_curve"],
         **{k: result[k] for k in ("best_test_epoch", "best_test_result", "test_curve") if k in result},
         "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    return write_record(out_path, record)
+    written = write_record(out_path, record)
+    if os.path.isfile(resume):
+        os.remove(resume)
+    return written
 
 
 MODEL_ORDER = ["Markov", "GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec", "TIGER", "EAGER"]
