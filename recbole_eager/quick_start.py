@@ -46,7 +46,13 @@ def build_model(config, train_data, state_dict=None):
         return model_class(config, train_data._dataset, **kwargs).to(config["device"])
 
 
-def _pretrain(config, train_data, logger, reuse=resume is not None):
+def build_trainer(config, model):
+    """The model's RecBole trainer with this plugin's run mixins (timing, time budget,
+    ``exclude_history``, checkpoints of its own, resume)."""
+    return with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+
+
+def _pretrain(config, train_data, logger, reuse=False):
     """First stage of a two-stage model (S3Rec); returns the saved pretrain checkpoint.
     ``reuse`` (a resumed fine-tuning): an existing pretrain checkpoint is not trained again."""
     path = os.path.join(config["checkpoint_dir"], f"{config['model']}-{config['dataset']}-{config['pretrain_epochs']}.pth")
@@ -95,7 +101,7 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
         f"{config['model']} on {config['dataset']}: {dataset.user_num - 1} users, {dataset.item_num - 1} items, "
         f"{sum(p.numel() for p in model.parameters() if p.requires_grad)} parameters; config, dataset and model in the log file"
     )
-    trainer = with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer = build_trainer(config, model)
     if resume_state is not None:
         with trusted_torch_load():
             trainer.resume_checkpoint(config["resume_from"])
@@ -216,7 +222,7 @@ def evaluate_checkpoint(model_file, config_overrides=None):
     with ``epochs`` 0 and ``stopped_by`` ``"evaluated_checkpoint"``."""
     wall_start = time.perf_counter()
     config, model, _, _, valid_data, test_data = load_data_and_model(model_file, config_overrides)
-    trainer = with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer = build_trainer(config, model)
     results, seconds = [], []
     for data in (valid_data, test_data):
         start = time.perf_counter()

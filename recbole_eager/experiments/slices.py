@@ -20,9 +20,7 @@ import torch
 from tqdm import tqdm
 
 from recbole_eager.experiments.records import git_commit, hardware, portable_path
-from recbole_eager.quick_start import load_data_and_model
-from recbole_eager.trainer import with_run_mixins
-from recbole_eager.utils import get_trainer
+from recbole_eager.quick_start import build_trainer, load_data_and_model
 
 K = 10
 POPULARITY_BINS = (0, 5, 10, 20, 50)  # lower edges of the target's training-count slices
@@ -90,7 +88,7 @@ def analyse(checkpoint, show_progress=False):
     """Per split (valid, test): overall metrics, metrics per slice, and the validation NDCG@10
     re-weighted to the test split's mix of each slicing."""
     config, model, dataset, train_data, valid_data, test_data = load_data_and_model(checkpoint, {"topk_eval": False})  # dense scores
-    trainer = with_run_mixins(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer = build_trainer(config, model)
     train_counts = np.bincount(train_data.dataset.inter_feat[config["ITEM_ID_FIELD"]].numpy(), minlength=dataset.item_num)
     out = {"model": config["model"], "dataset": config["dataset"], "checkpoint": portable_path(checkpoint), "splits": {}}
     for split, data in (("valid", valid_data), ("test", test_data)):
