@@ -34,7 +34,8 @@ def _bin_labels(edges):
 
 def target_ranks(trainer, data, show_progress=False):
     """Per user row of ``data``: the target's rank in the top K (1 = top; inf below it, nan
-    when the model gives it no score) and the row's fields as numpy."""
+    when the model gives it no score; a target in the history under ``exclude_history`` is
+    inf) and the row's fields as numpy."""
     model = trainer.model
     model.eval()
     trainer.tot_item_num = data._dataset.item_num  # as Trainer.evaluate sets them
@@ -47,8 +48,11 @@ def target_ranks(trainer, data, show_progress=False):
             found, position = (top == positive_i.unsqueeze(1)).max(dim=1)
             rank = torch.full((scores.size(0),), float("inf"))
             rank[positive_u] = torch.where(found, position + 1.0, float("inf")).cpu()  # inf: beyond the top K
-            missing = torch.isinf(scores[positive_u, positive_i]).cpu()
-            rank[positive_u[missing]] = float("nan")  # not among the candidates at all
+            missing = torch.isinf(scores[positive_u, positive_i])
+            if trainer.config["exclude_history"]:  # -inf by the protocol, not by the model: a miss, not a non-candidate
+                seq = interaction[model.ITEM_SEQ].to(scores.device)
+                missing &= ~(seq[positive_u] == positive_i.unsqueeze(1)).any(dim=1)
+            rank[positive_u[missing.cpu()]] = float("nan")  # not among the candidates at all
             ranks.append(rank.numpy())
             for name in interaction.columns:
                 fields.setdefault(name, []).append(interaction[name].cpu().numpy())
