@@ -7,7 +7,8 @@ its last finished epoch (``<checkpoint_dir>/resume/``, same settings and commit 
 ``results/<dataset>.md`` is rewritten from all JSONs of the dataset, with the paper's numbers
 beside ours.
 ``--evaluate CHECKPOINT`` records a saved model's metrics without training, under the
-``--set`` overrides (inference settings such as ``merge_rule=joint``).
+``--set`` overrides (inference settings such as ``merge_rule=joint``). ``--runs LIST --jobs N``
+runs a run list (``scripts/eager_components.txt``), one process per line, N at a time.
 """
 import argparse
 import datetime
@@ -16,7 +17,9 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
+import time
 
 import torch
 import yaml
@@ -276,23 +279,89 @@ def parse_overrides(pairs):
     return config_parse_overrides([f"--{pair}" for pair in pairs])
 
 
+def read_run_list(path):
+    """``[(tag, ["key=value", ...])]`` from a run list: one ``<tag> key=value ...`` per line,
+    ``#`` starts a comment."""
+    entries = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            tag, pairs = words[0], words[1:]
+            bad = [pair for pair in pairs if "=" not in pair]
+            if bad:
+                raise RecBoleEagerError(f"{path} line {number}: {bad[0]!r} is not key=value; a line is '<tag> key=value ...'")
+            if tag in (t for t, _ in entries):
+                raise RecBoleEagerError(f"{path} line {number}: tag {tag!r} is used twice; each run needs its own")
+            entries.append((tag, pairs))
+    return entries
+
+
+def run_list(args):
+    """Each run-list line as its own benchmark process (``--set`` then the line's overrides),
+    ``args.jobs`` at a time, logs in ``args.logs``; returns the failed run names."""
+    entries = read_run_list(args.runs)
+    for tag, pairs in entries:
+        try:
+            parse_overrides(args.set + pairs)
+        except RecBoleEagerError as err:
+            raise RecBoleEagerError(f"{args.runs}, run {tag!r}: {err} (--set and the line)") from None
+    os.makedirs(args.logs, exist_ok=True)
+    shared = ["--dataset", args.dataset, "--results", args.results]
+    shared += ["--paper_table", args.paper_table] if args.paper_table != str(DEFAULT_PAPER_TABLE) else []
+    shared += ["--threads", str(args.threads)] if args.threads else []
+    pending = [(model, tag, pairs) for tag, pairs in entries for model in args.models]
+    running, failed = {}, []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            model, tag, pairs = pending.pop(0)
+            tag = f"{tag}-{args.tag}" if args.tag else tag
+            name = run_name(model, tag)
+            log = open(os.path.join(args.logs, f"{name}.log"), "w")
+            argv = [*shared, "--models", model, "--tag", tag, "--set", *args.set, *pairs]
+            print(f"start {name}: log {log.name}")
+            process = subprocess.Popen([sys.executable, "-m", "recbole_eager.experiments.benchmark", *argv], stdout=log, stderr=subprocess.STDOUT)
+            running[process] = (name, log)
+        time.sleep(0.5)
+        for process in [p for p in running if p.poll() is not None]:
+            name, log = running.pop(process)
+            log.close()
+            print(f"{name}: {'done' if process.returncode == 0 else f'failed (exit {process.returncode}), see {log.name}'}")
+            failed += [name] if process.returncode else []
+    return failed
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="amazon-beauty")
     parser.add_argument("--models", nargs="+", default=["GRU4Rec", "Caser", "SASRec", "BERT4Rec", "S3Rec"])
-    parser.add_argument("--tag", default="", help="suffix of the run names (e.g. cpu-cap5)")
+    parser.add_argument("--tag", default="", help="suffix of the run names (e.g. cpu-cap5); with --runs, after each line's tag")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every model")
     parser.add_argument("--results", default="results", help="output folder (default: ./results)")
     parser.add_argument("--paper_table", default=str(DEFAULT_PAPER_TABLE))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", help="evaluate this saved model (of the one --models) instead of training")
+    parser.add_argument("--runs", metavar="LIST", help="a run list: one '<tag> key=value ...' per line, each run in its own process")
+    parser.add_argument("--jobs", type=int, default=1, help="with --runs: processes at a time (default 1)")
+    parser.add_argument("--logs", default=os.path.join("log", "benchmark"), help="with --runs: one log per run here")
     args = parser.parse_args(argv)
+    if args.runs and args.evaluate:
+        parser.error("--runs trains; leave out --evaluate")
     if args.evaluate and len(args.models) != 1:
         parser.error("--evaluate takes exactly one model in --models (the checkpoint's)")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     runs_dir = os.path.join(args.results, "runs")
+    if args.runs:
+        failed = run_list(args)
+        os.makedirs(runs_dir, exist_ok=True)
+        write_table(args.dataset, runs_dir, os.path.join(args.results, f"{args.dataset}.md"), args.paper_table)
+        write_summary(args.results, args.paper_table)
+        if failed:
+            raise RecBoleEagerError(f"runs failed: {', '.join(failed)} (their logs are in {args.logs})")
+        return
     os.makedirs(runs_dir, exist_ok=True)
     overrides = parse_overrides(args.set)
     command = "python -m recbole_eager.experiments.benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
