@@ -93,3 +93,17 @@ def test_resumed_s3rec_fine_tuning_keeps_its_pretraining(tiny_config):
     resumed = run_recbole_eager(model="S3Rec", dataset="eager-tiny", config_dict={**config, "resume_from": last})
     assert os.path.getmtime(pretrained) == mtime  # not pretrained again
     assert_same_run(resumed, straight)
+
+
+def test_time_budget_counts_the_fitting_before_the_resume(tiny_config):
+    config = {**tiny_config, "epochs": 4, "train_time_budget": 1000}
+    last = os.path.join("saved", "last.pth")
+    with pytest.raises(Killed):
+        run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict={**config, "last_checkpoint_file": last},
+                          callback_fn=kill_after(0))
+    checkpoint = torch.load(last, weights_only=False)
+    checkpoint["resume_state"]["fit_seconds"] = 1001.0  # as if the first process had fitted that long
+    torch.save(checkpoint, last)
+    resumed = run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict={**config, "resume_from": last})
+    assert resumed["stopped_by"] == "time_budget" and resumed["epochs"] == 1
+    assert resumed["wall_seconds"] > 1001
