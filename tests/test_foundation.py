@@ -177,17 +177,20 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
 
-    def record(name, model, ndcg, overrides=None, stopped_by="early_stopping", epochs=20):
+    def record(name, model, ndcg, overrides=None, stopped_by="early_stopping", epochs=20, **extra):
         metrics = {m: ndcg for m in benchmark.METRICS}
         (runs / f"d__{name}.json").write_text(json.dumps({
             "model": model, "dataset": "d", "test_result": metrics, "best_valid_result": metrics, "overrides": overrides or {},
             "stopped_by": stopped_by, "epochs": epochs, "stopping_step": 10, "train_time_budget": (overrides or {}).get("train_time_budget"), "seconds_per_epoch": 2.0, "hardware": "CPU: x",
+            **extra,
         }))
 
     record("EAGER-seed1", "EAGER", 0.03, {"seed": 1})
     record("EAGER-seed2", "EAGER", 0.05, {"seed": 2, "code_tokens": "node"})  # today's default value: no change
     record("EAGER-cap2", "EAGER", 0.01, {"epochs": 2}, "epoch_cap", 2)  # default config, but not converged
     record("EAGER-no-gct", "EAGER", 0.02, {"use_gct": False})
+    # Trained under defaults that have changed since: its config, not its overrides, says so.
+    record("EAGER-old-default", "EAGER", 0.09, {"seed": 3}, model_config={"use_gct": False, "lambda1": 1.0, "no_longer_a_key": 1})
     record("EAGER-joint-eval", "EAGER", 0.04, {"merge_rule": "joint"}, "evaluated_checkpoint", 0)
     record("Caser-budget", "Caser", 0.01, {"train_time_budget": 60}, "time_budget", 3)
     benchmark.write_table("d", str(runs), str(tmp_path / "d.md"), None)
@@ -198,6 +201,7 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     assert eager[2] == "0.0400 ± 0.0141" and eager[9] == "2"  # two seeds: mean ± sample std, 2 runs
     assert "time budget 60 s" in rows[0]
     assert "| EAGER-no-gct | EAGER | use_gct=False |" in others and "| EAGER-cap2 | EAGER | - |" in others
+    assert "| EAGER-old-default | EAGER | use_gct=False |" in others
     assert "| EAGER-joint-eval | EAGER | re-evaluated None; merge_rule=joint |" in others
     with open(tmp_path / "d.md", "a") as f:  # a hand-written reading survives the next write
         f.write(f"\n{benchmark.READING}\n\nOur reading.\n")

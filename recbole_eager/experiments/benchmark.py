@@ -88,6 +88,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         "best_valid_result": result["best_valid_result"],
         "command": command,
         "overrides": overrides,
+        "model_config": {k: result["config"][k] for k in model_defaults(model, model_only=True) if k in result["config"]},
         "commit": commit,
         "epochs": result["epochs"],
         "epoch_cap": result["config"].get("epochs"),
@@ -133,21 +134,30 @@ def load_records(runs_dir, dataset):
     return sorted(records, key=lambda nr: (rank.get(nr[1]["model"], len(rank)), nr[1]["model"], nr[0]))
 
 
-@functools.lru_cache(maxsize=None)
-def model_defaults(model):
-    """The plugin's defaults for ``model`` (``overall.yaml`` < its bases' YAMLs < ``model/<model>.yaml``)."""
-    defaults = {}
+def _yaml_paths(model):
     bases = getattr(get_model(model), "CONFIG_BASES", ()) if is_plugin_model(model) else ()
-    for path in (PROPERTIES_DIR / "overall.yaml", *(PROPERTIES_DIR / "model" / f"{b}.yaml" for b in bases), PROPERTIES_DIR / "model" / f"{model}.yaml"):
+    return [PROPERTIES_DIR / "model" / f"{b}.yaml" for b in bases] + [PROPERTIES_DIR / "model" / f"{model}.yaml"]
+
+
+@functools.lru_cache(maxsize=None)
+def model_defaults(model, model_only=False):
+    """The plugin's defaults for ``model`` (``overall.yaml`` < its bases' YAMLs < ``model/<model>.yaml``);
+    ``model_only``: the model's YAMLs alone."""
+    defaults = {}
+    for path in ([] if model_only else [PROPERTIES_DIR / "overall.yaml"]) + _yaml_paths(model):
         if path.is_file():
             defaults.update(yaml.safe_load(path.read_text()) or {})
     return defaults
 
 
 def changed_keys(record):
-    """The record's overrides that change the model's configuration from today's default."""
+    """The keys in which the record's configuration differs from today's defaults: its
+    overrides, and the model keys of its ``model_config`` (the values it ran with, so a run
+    made under defaults that have changed since does not pass for today's)."""
     defaults = model_defaults(record["model"])
-    return {k: v for k, v in record["overrides"].items() if k not in DEFAULT_CONFIG_KEYS and defaults.get(k, object()) != v}
+    changed = {k: v for k, v in record["overrides"].items() if defaults.get(k, object()) != v}
+    changed.update({k: v for k, v in record.get("model_config", {}).items() if k in defaults and defaults[k] != v})
+    return {k: v for k, v in changed.items() if k not in DEFAULT_CONFIG_KEYS}
 
 
 def main_runs(records):
