@@ -1,5 +1,5 @@
-"""Trainers: RecBole's, plus per-epoch timing and checkpoint names of their own; model-specific
-ones are ``<Model>Trainer``."""
+"""Trainers: RecBole's, plus per-epoch timing, checkpoint names of their own and an exact
+resume after the last finished epoch; model-specific ones are ``<Model>Trainer``."""
 import os
 import random
 import time
