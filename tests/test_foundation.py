@@ -191,6 +191,7 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     record("EAGER-no-gct", "EAGER", 0.02, {"use_gct": False})
     # Trained under defaults that have changed since: its config, not its overrides, says so.
     record("EAGER-old-default", "EAGER", 0.09, {"seed": 3}, model_config={"use_gct": False, "lambda1": 1.0, "no_longer_a_key": 1})
+    record("EAGER-first", "EAGER", 0.09, {"use_gct": False}, model_config=benchmark.FORMER_DEFAULTS["EAGER"]["first reading"])
     record("EAGER-joint-eval", "EAGER", 0.04, {"merge_rule": "joint"}, "evaluated_checkpoint", 0)
     record("Caser-budget", "Caser", 0.01, {"train_time_budget": 60}, "time_budget", 3)
     benchmark.write_table("d", str(runs), str(tmp_path / "d.md"), None)
@@ -202,6 +203,8 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     assert "time budget 60 s" in rows[0]
     assert "| EAGER-no-gct | EAGER | use_gct=False |" in others and "| EAGER-cap2 | EAGER | - |" in others
     assert "| EAGER-old-default | EAGER | use_gct=False |" in others
+    assert "| EAGER-first | EAGER | first reading, use_gct=False |" in others  # a former default set by its name
+    assert 'EAGER "first reading" = a former default configuration: kmeans_balanced=False, gct_normalize=False' in others
     assert "| EAGER-joint-eval | EAGER | re-evaluated None; merge_rule=joint |" in others
     with open(tmp_path / "d.md", "a") as f:  # a hand-written reading survives the next write
         f.write(f"\n{benchmark.READING}\n\nOur reading.\n")

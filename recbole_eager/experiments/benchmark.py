@@ -118,6 +118,11 @@ DEFAULT_CONFIG_KEYS = {
     "seed", "show_progress", "state", "data_path", "checkpoint_dir", "gpu_id", "behavior_checkpoint", "code_cache_dir",
     "search_chunk_size", "train_time_budget", "stopping_step", "epochs", "pretrain_epochs", "report_best_test",
 }
+# Earlier default configurations, named in the tables instead of listed key by key.
+FORMER_DEFAULTS = {"EAGER": {"first reading": {
+    "kmeans_balanced": False, "gct_normalize": False, "stt_positions": False, "stt_mask": "bernoulli",
+    "stt_recon_loss": "softmax", "stt_recog_negatives": "random_tokens",
+}}}
 STOPS = {"early_stopping": "early stop", "epoch_cap": "epoch cap", "time_budget": "time budget", "evaluated_checkpoint": "re-evaluated"}
 
 
@@ -158,6 +163,16 @@ def changed_keys(record):
     changed = {k: v for k, v in record["overrides"].items() if defaults.get(k, object()) != v}
     changed.update({k: v for k, v in record.get("model_config", {}).items() if k in defaults and defaults[k] != v})
     return {k: v for k, v in changed.items() if k not in DEFAULT_CONFIG_KEYS}
+
+
+def describe_changes(record):
+    """``changed_keys`` as table text, a former default configuration by its name."""
+    changed, names = changed_keys(record), []
+    for name, former in FORMER_DEFAULTS.get(record["model"], {}).items():
+        if all(changed.get(k, object()) == v for k, v in former.items()):
+            names.append(name)
+            changed = {k: v for k, v in changed.items() if k not in former}
+    return ", ".join(names + [f"{k}={v}" for k, v in changed.items()]) or "-"
 
 
 def main_runs(records):
@@ -235,12 +250,16 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
             "|---|---|---|" + "---|" * len(METRICS) + "---|---|---|",
         ]
         for name, r in others:
-            differs = ", ".join(f"{k}={v}" for k, v in changed_keys(r).items()) or "-"
+            differs = describe_changes(r)
             if r["stopped_by"] == "evaluated_checkpoint":
                 differs = f"re-evaluated {r.get('evaluated_checkpoint')}" + (f"; {differs}" if differs != "-" else "")
             values = " | ".join(f"{r['test_result'].get(m, float('nan')):.4f}" for m in METRICS)
             valid = r["best_valid_result"].get("ndcg@10", float("nan"))
             lines.append(f"| {name} | {r['model']} | {differs} | {values} | {valid:.4f} | {_stop(r)} | {r['hardware']} |")
+        for model, formers in FORMER_DEFAULTS.items():
+            for former, keys in formers.items():
+                if any(r["model"] == model and former in describe_changes(r) for _, r in others):
+                    lines += ["", f"{model} \"{former}\" = a former default configuration: {', '.join(f'{k}={v}' for k, v in keys.items())}."]
     kept = ""
     if os.path.isfile(md_path):
         text = open(md_path).read()
