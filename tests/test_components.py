@@ -9,7 +9,7 @@ from recbole_eager.experiments import components
 def record(valid, test, curve, stopped_by="early_stopping", overrides=None, **extra):
     return {"model": "EAGER", "dataset": "d", "overrides": overrides or {}, "stopped_by": stopped_by, "epochs": len(curve),
             "seconds_per_epoch": 10.0, "best_valid_result": {"ndcg@10": valid}, "test_result": {"ndcg@10": test, "recall@10": 0.1},
-            "valid_curve": [{"ndcg@10": v} for v in curve], **extra}
+            "valid_curve": [{"ndcg@10": v} for v in curve], "stopping_step": 5, **extra}
 
 
 def test_rows_hold_each_run_against_the_base_and_list_missing_runs(tmp_path):
@@ -31,7 +31,7 @@ def test_rows_hold_each_run_against_the_base_and_list_missing_runs(tmp_path):
     assert [line.split(" | ")[0][2:] for line in lines] == ["EAGER-base", "EAGER-a", "EAGER-b", "EAGER-old"]
     assert rows["EAGER-base"][1:6] == ["today's defaults", "0.0500", "", "0.0400", ""]
     assert rows["EAGER-a"][1:6] == ["use_gct=False", "0.0550", "+0.0050", "0.0385", "-0.0015"]  # bookkeeping keys left out
-    assert rows["EAGER-a"][7:9] == ["3", "4, time budget"]  # best epoch counted from 1
+    assert rows["EAGER-a"][7:9] == ["3", "4, time budget (patience 5)"]  # best epoch counted from 1
     assert rows["EAGER-b"][1:3] == ["use_stt_recon=False", "not run yet"]
     assert rows["EAGER-old"][1] == "kmeans_balanced=False"
     assert "Seed spread of the default configuration (2 runs, std): valid N@10 ±0.0014, test N@10 ±0.0007" in out.read_text()

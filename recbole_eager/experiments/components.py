@@ -50,7 +50,7 @@ def table(dataset, model, entries, base, runs_dir, extra=()):
         delta = lambda value, split: "" if record is base_record else f"{value - ref[split]:+.4f}"
         return (f"| {name} | {changes} | {valid:.4f} | {delta(valid, 'valid')} | {test:.4f} | {delta(test, 'test')} | "
                 f"{record['test_result']['recall@10']:.4f} | {best_epoch(record)} | {record['epochs']}, "
-                f"{STOPS.get(record['stopped_by'], record['stopped_by'])} | {record['seconds_per_epoch']:.0f} |")
+                f"{STOPS.get(record['stopped_by'], record['stopped_by'])} (patience {record.get('stopping_step')}) | {record['seconds_per_epoch']:.0f} |")
 
     lines.append(row(run_name(model, base), base_record))
     for tag, pairs in entries:
