@@ -69,7 +69,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
     from recbole_eager import quick_start
 
     commit = git_commit()  # the code that trains, not the code at the end of a long run
-    resume = resume_file(out_path, overrides, commit)
+    resume = None if checkpoint else resume_file(out_path, overrides, commit)  # re-evaluations train nothing
     if checkpoint:
         result = quick_start.evaluate_checkpoint(checkpoint, overrides)
         if (result["model"], result["dataset"]) != (model, dataset):
@@ -107,7 +107,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     written = write_record(out_path, record)
-    if os.path.isfile(resume):
+    if resume and os.path.isfile(resume):
         os.remove(resume)
     return written
 
