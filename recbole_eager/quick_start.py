@@ -13,7 +13,9 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_eager.config import Config, check_config
 from recbole_eager.data import create_dataset
 from recbole_eager.trainer import TrainTimeBudgetReached, with_run_mixins
-from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, get_model, get_trainer, trusted_torch_load
+from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, fix_recbole_ensure_dir, get_model, get_trainer, trusted_torch_load
+
+fix_recbole_ensure_dir()
 
 
 FILE_ONLY = {"file_only": True}  # log records for the log file, not the console

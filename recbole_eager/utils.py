@@ -81,6 +81,23 @@ def get_trainer(model_type, model_name):
     return recbole_get_trainer(model_type, model_name)
 
 
+def _ensure_dir(dir_path):
+    os.makedirs(dir_path, exist_ok=True)
+
+
+def fix_recbole_ensure_dir():
+    """RecBole's ``ensure_dir`` checks, then creates: two runs started at once in one folder
+    (``benchmark --jobs 2``) both see ``./log`` missing and the second fails with
+    FileExistsError. Its callers get an ``exist_ok`` version."""
+    from recbole.data import utils as data_utils
+    from recbole.data.dataset import dataset
+    from recbole.trainer import trainer
+    from recbole.utils import logger
+
+    for module in (logger, trainer, data_utils, dataset):
+        module.ensure_dir = _ensure_dir
+
+
 @contextlib.contextmanager
 def trusted_torch_load():
     """Let RecBole load its own checkpoints under torch>=2.6.

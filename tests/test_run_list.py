@@ -39,3 +39,22 @@ def test_a_bad_run_list_stops_before_any_run(tmp_path, line, message):
     with pytest.raises(RecBoleEagerError, match=message):
         benchmark.main(["--dataset", "eager-tiny", "--models", "SASRec", "--runs", str(runs), "--results", str(tmp_path / "r"), *COMMON])
     assert not (tmp_path / "r" / "runs").exists() or not os.listdir(tmp_path / "r" / "runs")
+
+
+def test_runs_started_together_do_not_race_on_recboles_folders(tmp_path, monkeypatch):
+    """Two runs of ``--jobs 2`` in a fresh folder both saw ``./log`` missing; RecBole's
+    check-then-create ``ensure_dir`` then failed the second with FileExistsError."""
+    import recbole.data.dataset.dataset
+    import recbole.data.utils
+    import recbole.trainer.trainer
+    import recbole.utils.logger
+
+    import recbole_eager.quick_start  # noqa: F401  (applies the fix)
+
+    folder = tmp_path / "log"
+    folder.mkdir()
+    monkeypatch.setattr(os.path, "exists", lambda path: False)  # the other run created it after the check
+    for module in (recbole.utils.logger, recbole.trainer.trainer, recbole.data.utils, recbole.data.dataset.dataset):
+        module.ensure_dir(str(folder))
+    monkeypatch.undo()
+    assert folder.is_dir()
