@@ -9,19 +9,8 @@
 set -u
 SEEDS=${3:-2024,2025,2026}; STAGES=${4:-tests,speed,seeds}
 START=$(date +%s); END=$((START + $2))
-export PYTHONUNBUFFERED=1 RECBOLE_EAGER_COMMIT=$1 RECBOLE_EAGER_DATA=/tmp/data
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-# The image's numpy is 2.x; RecBole 1.2.1 assigns aliases numpy 2 removed.
-cat > /tmp/site/sitecustomize.py <<'PY'
-import numpy as np
-for old, new in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_)):
-    if not hasattr(np, old):
-        setattr(np, old, new)
-PY
-export PYTHONPATH=/tmp/site:$PWD
-mkdir -p /tmp/data /tmp/codes && tar -C /tmp/data -xJf .devcarry/amazon-beauty.tar.xz && cp .devcarry/amazon-beauty-*.pt /tmp/codes/
-nvidia-smi --query-gpu=name,driver_version,memory.used,utilization.gpu --format=csv
-python3 -c "import torch, numpy, pandas, recbole; print('torch', torch.__version__, 'numpy', numpy.__version__, 'pandas', pandas.__version__, 'recbole', recbole.__version__, torch.cuda.get_device_name(0))"
+. "$(dirname "$0")/device_env.sh" "$1" amazon-beauty
+mkdir -p /tmp/codes && cp .devcarry/amazon-beauty-*.pt /tmp/codes/
 [[ $STAGES == *tests* ]] && timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_eager.py -k "cuda or gathered" 2>&1 | tee $OUT/pytest_cuda.log | tail -15
 COMMON="behavior_checkpoint=$PWD/.devcarry/SASRec-amazon-beauty-epoch48.pth code_cache_dir=/tmp/codes show_progress=False search_chunk_size=4096"
 BENCH="python3 -m recbole_eager.experiments.benchmark --dataset amazon-beauty --results $OUT/results"

@@ -287,3 +287,23 @@ def test_cli_builds_then_hits(from_checkpoint, monkeypatch, capsys):
     assert "(miss: built)" in built and "(hit)" in hit
     assert "behavior: 72 items, K=4" in hit and "semantic: 72 items, K=4" in hit
     assert "items without the first text field: 2" in hit and "level-1 clusters 4" in hit
+
+
+def test_cli_exports_embeddings_that_rebuild_the_same_codes(from_checkpoint, tmp_path, monkeypatch, capsys):
+    """``--export=DIR`` writes each stream's embeddings by item token, for a machine without the
+    text encoder's weights; codes built from those files equal the originals."""
+    args = [f"--{k}={v}" for k, v in from_checkpoint.items()] + ["--dataset=eager-tiny", f"--kmeans_k={K}"]
+    monkeypatch.setattr(sys, "argv", ["codes"] + args + [f"--export={tmp_path}"])
+    assert cli.main() == 0
+    assert f"semantic embeddings: {tmp_path / 'eager-tiny-semantic.npz'}" in capsys.readouterr().out
+    with np.load(tmp_path / "eager-tiny-semantic.npz") as data:
+        assert data["embeddings"].shape == (72, 384) and data["tokens"].shape == (72,)
+    config, dataset = make(from_checkpoint)
+    original = load_or_build_item_codes(config, dataset)
+    files = {f"{s}_embedding_file": str(tmp_path / f"eager-tiny-{s}.npz") for s in ("behavior", "semantic")}
+    config, dataset = make(from_checkpoint, **files)
+    rebuilt = load_or_build_item_codes(config, dataset)
+    assert not rebuilt["cache_hit"]
+    for stream in ("behavior", "semantic"):
+        torch.testing.assert_close(rebuilt[stream].codes, original[stream].codes, rtol=0, atol=0)
+        torch.testing.assert_close(rebuilt[stream].embeddings, original[stream].embeddings, rtol=0, atol=0)

@@ -1,15 +1,23 @@
 """Build (or load) the item codes of a dataset and print their statistics.
 
-``python -m recbole_eager.codes --dataset=amazon-beauty [--kmeans_k=256 --data_path=... ...]``
+``python -m recbole_eager.codes --dataset=amazon-beauty [--kmeans_k=256 --data_path=... ...] [--export=DIR]``
+
+``--export=DIR`` also writes each stream's item embeddings to ``DIR/<dataset>-<stream>.npz``
+(``tokens``, ``embeddings``): ``<stream>_embedding_file`` of a run on a machine without the
+text encoder's weights or the behavior checkpoint builds the same codes from them.
 """
+import io
+import os
 import sys
+
+import numpy as np
 
 from recbole.utils import init_logger, init_seed
 
 from recbole_eager.codes import load_or_build_item_codes
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
-from recbole_eager.utils import RecBoleEagerError
+from recbole_eager.utils import RecBoleEagerError, atomic_write
 
 
 def _source(name, s):
@@ -46,11 +54,27 @@ def describe(codes):
     return lines
 
 
+def export_embeddings(codes, dataset, folder):
+    """``folder/<dataset>-<stream>.npz`` per stream, rows by item token; returns the paths."""
+    os.makedirs(folder, exist_ok=True)
+    tokens = dataset.id2token(dataset.iid_field, np.arange(1, dataset.item_num)).astype(str)
+    paths = {}
+    for name in [n for n in ("behavior", "semantic") if n in codes]:
+        paths[name] = os.path.join(folder, f"{dataset.dataset_name}-{name}.npz")
+        buffer = io.BytesIO()
+        np.savez(buffer, tokens=tokens, embeddings=codes[name].embeddings[1:].numpy())
+        atomic_write(paths[name], buffer.getvalue())
+    return paths
+
+
 def main():
     if {"-h", "--help"} & set(sys.argv[1:]):
         print(__doc__.strip() + "\n\nAny EAGER config key as --key=value (kmeans_k, kmeans_balanced, behavior_checkpoint, "
-              "semantic_model, item_text_fields, rebuild_codes, ...; defaults in recbole_eager/properties/model/EAGER.yaml).")
+              "semantic_model, item_text_fields, rebuild_codes, ...; defaults in recbole_eager/properties/model/EAGER.yaml), "
+              "and --export=DIR.")
         return 0
+    export = [a for a in sys.argv[1:] if a.startswith("--export=")]
+    sys.argv = [a for a in sys.argv if a not in export]
     # Command-line --key=value pairs are read by Config (RecBole style).
     try:
         config = Config(model="EAGER")
@@ -60,8 +84,12 @@ def main():
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)
-    for line in describe(load_or_build_item_codes(config, dataset)):
+    codes = load_or_build_item_codes(config, dataset)
+    for line in describe(codes):
         print(line)
+    if export:
+        for name, path in export_embeddings(codes, dataset, export[-1].split("=", 1)[1]).items():
+            print(f"{name} embeddings: {path}")
     return 0
 
 
