@@ -41,3 +41,12 @@ def test_wheel_install_runs_the_papers_protocol_from_an_empty_folder(tmp_path):
     text = open(log).read()
     assert "eval_args = {'split': {'LS': 'valid_and_test'}" in text
     assert "MAX_ITEM_LIST_LENGTH = 20" in text and "valid_metric = NDCG@10" in text
+
+
+def test_device_scripts_parse():
+    """The device scripts run only on a lent GPU machine; here bash at least parses them."""
+    scripts = sorted((PROJECT_ROOT / "scripts").glob("*.sh"))
+    assert {"device_env.sh", "device_runs.sh", "device_beauty.sh"} <= {s.name for s in scripts}
+    for script in scripts:
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"
