@@ -15,7 +15,9 @@
 # which installs and trains the behavior models and stops; then .devcarry alone. The behavior
 # checkpoints the list names are trained first, on the GPU, if missing:
 #   behavior/SASRec-DATASET-epoch30.pth     SASRec-CE, 30 epochs (EAGER's behavior_epochs)
-#   behavior/SASRec-DATASET-item-order.pth  SASRec-CE in item order, to early stopping
+#   behavior/SASRec-DATASET-item-order.pth  SASRec-CE in item order, 31 epochs (the CPU run
+#                                           SASRec-item-order), test metrics each epoch
+# Any other behavior checkpoint the list names must be carried; the script stops if it is not.
 # Each call returns $OUT/runs.tgz: bench/results (JSONs, table) and the logs. Not yet run on a GPU.
 set -u
 START=$(date +%s); END=$((START + $2)); DATASET=$3; LIST=$4; JOBS=$5; RUN_BUDGET=$6; shift 6; EXTRA="$*"
@@ -40,8 +42,13 @@ print("behavior model:", result["epochs"], "epochs, best valid", result["best_va
 PY
   tail -1 $LOGS/$(basename "$file" .pth).log
 }
-grep -q "behavior/SASRec-$DATASET-epoch30.pth" <<< "$LINES $EXTRA" && behavior behavior/SASRec-$DATASET-epoch30.pth epochs=30
-grep -q "behavior/SASRec-$DATASET-item-order.pth" <<< "$LINES $EXTRA" && behavior behavior/SASRec-$DATASET-item-order.pth sequence_order=item
+for FILE in $(grep -oE 'behavior_checkpoint=[^ ]+' <<< "$LINES $EXTRA" | cut -d= -f2 | sort -u); do
+  case $FILE in
+    behavior/SASRec-$DATASET-epoch30.pth) behavior "$FILE" epochs=30 ;;
+    behavior/SASRec-$DATASET-item-order.pth) behavior "$FILE" epochs=31 sequence_order=item report_best_test=True ;;
+    *) [ -f "$FILE" ] || { echo "$LIST names behavior_checkpoint $FILE: not here and not one this script trains; carry it"; exit 1; } ;;
+  esac
+done
 
 [ -f $SEMANTIC ] || { echo "setup done; no $SEMANTIC: call again carrying it (this script's header)"; exit 0; }
 SET="$EXTRA semantic_embedding_file=$SEMANTIC train_time_budget=$RUN_BUDGET show_progress=False search_chunk_size=4096"

@@ -11,7 +11,7 @@ from recbole.data import data_preparation
 from recbole_eager.codes import ItemCodes, hierarchical_kmeans, load_or_build_item_codes
 from recbole_eager.codes import __main__ as cli
 from recbole_eager.codes import build
-from recbole_eager.codes.behavior import behavior_config_dict
+from recbole_eager.codes.behavior import behavior_config_dict, checkpoint_facts
 from recbole_eager.codes.semantic import item_texts
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
@@ -42,6 +42,14 @@ def trained(tiny_config):
 def from_checkpoint(tiny_config, trained):
     """Config dict whose behavior embeddings come from the trained checkpoint (no training)."""
     return {**tiny_config, "behavior_checkpoint": trained["checkpoint"]}
+
+
+def test_checkpoint_facts_say_how_the_behavior_model_was_trained(trained):
+    facts = checkpoint_facts(trained["checkpoint"])
+    with trusted_torch_load():
+        saved = torch.load(trained["checkpoint"], map_location="cpu")
+    assert facts == {"model": "SASRec", "epoch_cap": 1, "best_epoch": 1, "sequence_order": "time",
+                     "best_valid_score": round(float(saved["best_valid_score"]), 4)}
 
 
 def assert_valid_codes(codes, k):

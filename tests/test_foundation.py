@@ -194,12 +194,20 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     record("EAGER-first", "EAGER", 0.09, {"use_gct": False}, model_config=benchmark.FORMER_DEFAULTS["EAGER"]["first reading"])
     record("EAGER-joint-eval", "EAGER", 0.04, {"merge_rule": "joint"}, "evaluated_checkpoint", 0)
     record("Caser-budget", "Caser", 0.01, {"train_time_budget": 60}, "time_budget", 3)
+    # A behavior checkpoint is default only if it was trained as EAGER's default would train it.
+    default_behavior = {"model": "SASRec", "epoch_cap": 30, "best_epoch": 30, "sequence_order": "time", "best_valid_score": 0.05}
+    record("EAGER-behavior30", "EAGER", 0.04, {"seed": 1, "behavior_checkpoint": "b30.pth"}, behavior_model=default_behavior)
+    record("EAGER-behavior5", "EAGER", 0.07, {"seed": 1, "behavior_checkpoint": "b5.pth"},
+           behavior_model={**default_behavior, "epoch_cap": 5, "best_epoch": 5})
+    record("EAGER-behavior-unknown", "EAGER", 0.08, {"seed": 1, "behavior_checkpoint": "old.pth"})
     benchmark.write_table("d", str(runs), str(tmp_path / "d.md"), None)
     main, others = (tmp_path / "d.md").read_text().split("## Other runs")
     rows = [line for line in main.splitlines() if "| ours |" in line]
     assert [r.split(" | ")[0] for r in rows] == ["| Caser", "| EAGER"]
     eager = rows[1].split(" | ")
-    assert eager[2] == "0.0400 ± 0.0141" and eager[9] == "2"  # two seeds: mean ± sample std, 2 runs
+    assert eager[2] == "0.0400 ± 0.0100" and eager[9] == "3"  # three runs: mean ± sample std
+    assert "| EAGER-behavior5 | EAGER | behavior_model=SASRec 5 epochs |" in others
+    assert "| EAGER-behavior-unknown | EAGER | behavior_checkpoint=old.pth |" in others
     assert "time budget 60 s" in rows[0]
     assert "| EAGER-no-gct | EAGER | use_gct=False |" in others and "| EAGER-cap2 | EAGER | - |" in others
     assert "| EAGER-old-default | EAGER | use_gct=False |" in others

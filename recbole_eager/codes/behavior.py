@@ -39,6 +39,21 @@ def train_behavior_model(config):
     return result["saved_model_file"]
 
 
+def checkpoint_facts(path):
+    """How a behavior checkpoint was trained, for run records: ``{model, epoch_cap, best_epoch,
+    sequence_order, best_valid_score}`` (``best_epoch`` counts from 1)."""
+    with trusted_torch_load():
+        checkpoint = torch.load(path, map_location="cpu")
+    saved = checkpoint["config"]
+    return {
+        "model": saved["model"],
+        "epoch_cap": saved["epochs"],
+        "best_epoch": int(checkpoint["epoch"]) + 1,
+        "sequence_order": saved["sequence_order"] or "time",
+        "best_valid_score": round(float(checkpoint["best_valid_score"]), 4),
+    }
+
+
 def behavior_embeddings(config, dataset):
     """Item table [item_num, d] (row 0 zeros) from ``behavior_checkpoint`` or a model trained here."""
     logger = getLogger()

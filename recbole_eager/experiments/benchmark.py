@@ -24,6 +24,7 @@ import time
 import torch
 import yaml
 
+from recbole_eager.codes.behavior import checkpoint_facts
 from recbole_eager.config import parse_overrides as config_parse_overrides
 from recbole_eager.experiments.records import git_commit, portable_path, write_record
 from recbole_eager.utils import PROJECT_ROOT, PROPERTIES_DIR, RecBoleEagerError, atomic_write, get_model, is_plugin_model
@@ -89,6 +90,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         "command": command,
         "overrides": overrides,
         "model_config": {k: result["config"][k] for k in model_defaults(model, model_only=True) if k in result["config"]},
+        **({"behavior_model": checkpoint_facts(behavior)} if (behavior := result["config"].get("behavior_checkpoint")) else {}),
         "commit": commit,
         "epochs": result["epochs"],
         "epoch_cap": result["config"].get("epochs"),
@@ -162,7 +164,13 @@ def changed_keys(record):
     defaults = model_defaults(record["model"])
     changed = {k: v for k, v in record["overrides"].items() if defaults.get(k, object()) != v}
     changed.update({k: v for k, v in record.get("model_config", {}).items() if k in defaults and defaults[k] != v})
-    return {k: v for k, v in changed.items() if k not in DEFAULT_CONFIG_KEYS}
+    changed = {k: v for k, v in changed.items() if k not in DEFAULT_CONFIG_KEYS}
+    behavior = record.get("behavior_model")
+    if record["overrides"].get("behavior_checkpoint") and not behavior:
+        changed["behavior_checkpoint"] = record["overrides"]["behavior_checkpoint"]  # a model of unknown training
+    elif behavior and (behavior["model"], behavior.get("epoch_cap")) != (defaults.get("behavior_model"), defaults.get("behavior_epochs")):
+        changed["behavior_model"] = f"{behavior['model']} {behavior.get('epoch_cap') or behavior['best_epoch']} epochs"
+    return changed
 
 
 def describe_changes(record):
