@@ -44,14 +44,6 @@ def from_checkpoint(tiny_config, trained):
     return {**tiny_config, "behavior_checkpoint": trained["checkpoint"]}
 
 
-def test_checkpoint_facts_say_how_the_behavior_model_was_trained(trained):
-    facts = checkpoint_facts(trained["checkpoint"])
-    with trusted_torch_load():
-        saved = torch.load(trained["checkpoint"], map_location="cpu")
-    assert facts == {"model": "SASRec", "epoch_cap": 1, "best_epoch": 1, "sequence_order": "time",
-                     "best_valid_score": round(float(saved["best_valid_score"]), 4)}
-
-
 def assert_valid_codes(codes, k):
     """Distinct codes for items 1.., tokens in 0..k-1 then END=k padding, row 0 all END."""
     codes = np.asarray(codes)
@@ -141,6 +133,14 @@ def test_codes_with_trained_behavior_model(trained):
     norms = codes["semantic"].embeddings[1:].norm(dim=1)
     torch.testing.assert_close(norms, torch.ones_like(norms))
     assert semantic["empty_first_field"] == 2 and semantic["no_text"] == 0 and semantic["encoder"] == "all-MiniLM-L6-v2"
+
+
+def test_checkpoint_facts_say_how_the_behavior_model_was_trained(trained):
+    facts = checkpoint_facts(trained["checkpoint"])
+    with trusted_torch_load():
+        saved = torch.load(trained["checkpoint"], map_location="cpu")
+    assert facts == {"model": "SASRec", "epoch_cap": 1, "best_epoch": 1, "sequence_order": "time",
+                     "best_valid_score": round(float(saved["best_valid_score"]), 4)}
 
 
 @pytest.mark.parametrize("order", ["time", "item"])
