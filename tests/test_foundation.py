@@ -196,7 +196,8 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     record("Caser-budget", "Caser", 0.01, {"train_time_budget": 60}, "time_budget", 3)
     # A behavior checkpoint is default only if it was trained as EAGER's default would train it.
     default_behavior = {"model": "SASRec", "epoch_cap": 30, "best_epoch": 30, "sequence_order": "time", "best_valid_score": 0.05}
-    record("EAGER-behavior30", "EAGER", 0.04, {"seed": 1, "behavior_checkpoint": "b30.pth"}, behavior_model=default_behavior)
+    record("EAGER-behavior30", "EAGER", 0.04, {"seed": 1, "behavior_checkpoint": "b30.pth"}, behavior_model=default_behavior,
+           model_config={"layer_norm_eps": 1e-12})  # the YAML's 1e-12 reads as a string: the same value
     record("EAGER-behavior5", "EAGER", 0.07, {"seed": 1, "behavior_checkpoint": "b5.pth"},
            behavior_model={**default_behavior, "epoch_cap": 5, "best_epoch": 5})
     record("EAGER-behavior-unknown", "EAGER", 0.08, {"seed": 1, "behavior_checkpoint": "old.pth"})

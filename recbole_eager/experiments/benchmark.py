@@ -157,13 +157,21 @@ def model_defaults(model, model_only=False):
     return defaults
 
 
+def _same(a, b):
+    """Equal config values; YAML reads ``1e-12`` (no dot) as a string, the run's config as a float."""
+    try:
+        return a == b or float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
 def changed_keys(record):
     """The keys in which the record's configuration differs from today's defaults: its
     overrides, and the model keys of its ``model_config`` (the values it ran with, so a run
     made under defaults that have changed since does not pass for today's)."""
     defaults = model_defaults(record["model"])
-    changed = {k: v for k, v in record["overrides"].items() if defaults.get(k, object()) != v}
-    changed.update({k: v for k, v in record.get("model_config", {}).items() if k in defaults and defaults[k] != v})
+    changed = {k: v for k, v in record["overrides"].items() if not _same(defaults.get(k, object()), v)}
+    changed.update({k: v for k, v in record.get("model_config", {}).items() if k in defaults and not _same(defaults[k], v)})
     changed = {k: v for k, v in changed.items() if k not in DEFAULT_CONFIG_KEYS}
     behavior = record.get("behavior_model")
     if record["overrides"].get("behavior_checkpoint") and not behavior:
