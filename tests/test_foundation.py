@@ -173,6 +173,18 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
                         "--evaluate", record["saved_model_file"]])
 
 
+def test_a_run_whose_behavior_file_is_gone_is_still_recorded(tmp_path, monkeypatch):
+    from recbole_eager import quick_start
+    metrics = {m: 0.01 for m in benchmark.METRICS}
+    result = {"test_result": metrics, "best_valid_result": metrics, "config": {"behavior_checkpoint": "gone.pth", "epochs": 1},
+              "epochs": 1, "stopped_by": "epoch_cap", "train_epoch_seconds": [1.0], "valid_seconds": [1.0], "test_seconds": 1.0,
+              "saved_model_file": "m.pth", "wall_seconds": 3.0, "valid_curve": [metrics]}
+    monkeypatch.setattr(quick_start, "evaluate_checkpoint", lambda path, overrides: {**result, "model": "EAGER", "dataset": "d"})
+    record = benchmark.run_one("EAGER", "d", {}, str(tmp_path / "r.json"), "cmd", checkpoint="m.pth")
+    assert record["test_result"] == metrics and "behavior_model" not in record
+    assert benchmark.changed_keys(record) == {}  # an evaluation's overrides name no behavior file
+
+
 def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()

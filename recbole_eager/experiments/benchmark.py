@@ -90,7 +90,8 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         "command": command,
         "overrides": overrides,
         "model_config": {k: result["config"][k] for k in model_defaults(model, model_only=True) if k in result["config"]},
-        **({"behavior_model": checkpoint_facts(behavior)} if (behavior := result["config"].get("behavior_checkpoint")) else {}),
+        # A reloaded EAGER checkpoint needs no behavior file: record the model only if it is still here.
+        **({"behavior_model": checkpoint_facts(b)} if (b := result["config"].get("behavior_checkpoint")) and os.path.isfile(b) else {}),
         "commit": commit,
         "epochs": result["epochs"],
         "epoch_cap": result["config"].get("epochs"),
