@@ -6,6 +6,7 @@ import sys
 from logging import getLogger
 
 import recbole
+import torch
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import InputType
 
@@ -32,6 +33,9 @@ class Config(RecBoleConfig):
         super().__init__(*args, **kwargs)
         check_keys(self)
         check_config(self)
+        # Process-wide, as RecBole's device setup. Denormal floats (weights decayed towards 0)
+        # are slow on x86 CPUs: Caser on Sports trains 3x and validates 9x slower without this.
+        torch.set_flush_denormal(bool(self["flush_denormal"]))
 
     def _load_cmd_line(self):
         """RecBole's, but an argument that is not ``--key=value`` is an error, not a warning."""

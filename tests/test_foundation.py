@@ -45,6 +45,19 @@ def test_config_layers_protocol_model_and_user_overrides(tiny_config):
     assert Config(model="EAGER", dataset="eager-tiny", config_dict=tiny_config)["kmeans_k"] == 8  # dataset YAML beats model YAML
 
 
+@pytest.mark.parametrize("flush", [None, True, False])
+def test_config_flushes_denormal_floats_unless_told_not_to(tiny_config, flush):
+    """Denormals (weights decayed towards 0) made Caser 3x slower per epoch on CPU."""
+    config_dict = tiny_config if flush is None else {**tiny_config, "flush_denormal": flush}
+    denormal = torch.finfo(torch.float32).tiny / 4
+    try:
+        Config(model="SASRec", dataset="eager-tiny", config_dict=config_dict)
+        product = (torch.tensor([denormal]) * 1.0).item()
+    finally:
+        torch.set_flush_denormal(False)
+    assert (product == 0.0) == (flush is not False)
+
+
 def test_data_path_default_and_environment_variable(monkeypatch, tmp_path):
     assert Config(model="SASRec", dataset="eager-tiny")["data_path"] == str(PROJECT_ROOT / "dataset" / "eager-tiny")
     monkeypatch.setenv("RECBOLE_EAGER_DATA", str(tmp_path))
