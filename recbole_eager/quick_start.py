@@ -94,7 +94,8 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     logger.info(dataset, extra=FILE_ONLY)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
-    if config["train_stage"] == "pretrain_finetune":
+    two_stage = config["train_stage"] == "pretrain_finetune"
+    if two_stage:
         _pretrain(config, train_data, logger, reuse=resume is not None)
     resume_state = resume["state_dict"] if resume else None  # an interrupted run: continue after its saved epoch
     model = build_model(config, train_data, state_dict=resume_state)
@@ -125,6 +126,8 @@ def run_recbole_eager(model=None, dataset=None, config_file_list=None, config_di
     test_seconds = time.perf_counter() - test_start
 
     logger.info(results_table(best_valid_result or {}, test_result))
+    if two_stage:
+        config["train_stage"] = "pretrain_finetune"  # the returned config says what was asked, not the last stage
     return {
         "model": config["model"],
         "dataset": config["dataset"],

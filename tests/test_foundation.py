@@ -76,6 +76,15 @@ def test_cli_runs_each_baseline_on_tiny_data(model, monkeypatch):
         assert "S3Rec-eager-tiny-1.pth" in saved
 
 
+def test_a_two_stage_run_is_recorded_as_its_default_configuration(tiny_config, tmp_path):
+    """S3Rec's finetune stage must not leave train_stage=finetune in the record: that moved
+    the Beauty run out of the main table."""
+    record = benchmark.run_one("S3Rec", "eager-tiny", {**tiny_config, "epochs": 1, "pretrain_epochs": 1},
+                               str(tmp_path / "r.json"), "cmd")
+    assert record["model_config"]["train_stage"] == "pretrain_finetune"
+    assert "train_stage" not in benchmark.changed_keys(record)
+
+
 def test_unknown_model_exits_with_clear_error(monkeypatch, capsys):
     argv = ["--model=NoSuchRec", "--dataset=eager-tiny"]
     monkeypatch.setattr(sys, "argv", ["run_recbole_eager.py", *argv])
@@ -219,6 +228,7 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     record("EAGER-first", "EAGER", 0.09, {"use_gct": False}, model_config=benchmark.FORMER_DEFAULTS["EAGER"]["first reading"])
     record("EAGER-joint-eval", "EAGER", 0.04, {"merge_rule": "joint"}, "evaluated_checkpoint", 0)
     record("Caser-budget", "Caser", 0.01, {"train_time_budget": 60}, "time_budget", 3)
+    record("S3Rec", "S3Rec", 0.02, {"pretrain_epochs": 5}, model_config={"train_stage": "pretrain_finetune", "pretrain_epochs": 5})
     # A behavior checkpoint is default only if it was trained as EAGER's default would train it.
     default_behavior = {"model": "SASRec", "epoch_cap": 30, "best_epoch": 30, "sequence_order": "time", "best_valid_score": 0.05}
     record("EAGER-behavior30", "EAGER", 0.04, {"seed": 1, "behavior_checkpoint": "b30.pth"}, behavior_model=default_behavior,
@@ -229,8 +239,9 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     benchmark.write_table("d", str(runs), str(tmp_path / "d.md"), None)
     main, others = (tmp_path / "d.md").read_text().split("## Other runs")
     rows = [line for line in main.splitlines() if "| ours |" in line]
-    assert [r.split(" | ")[0] for r in rows] == ["| Caser", "| EAGER"]
-    eager = rows[1].split(" | ")
+    assert [r.split(" | ")[0] for r in rows] == ["| Caser", "| S3Rec", "| EAGER"]
+    assert "| 5 pretrain + 20 (early stop, patience 10) |" in rows[1]
+    eager = rows[2].split(" | ")
     assert eager[2] == "0.0400 ± 0.0100" and eager[9] == "3"  # three runs: mean ± sample std
     assert "| EAGER-behavior5 | EAGER | behavior_model=SASRec 5 epochs |" in others
     assert "| EAGER-behavior-unknown | EAGER | behavior_checkpoint=old.pth |" in others

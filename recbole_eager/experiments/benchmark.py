@@ -217,7 +217,9 @@ def _stop(r):
     stop = STOPS[r["stopped_by"]]
     if r["stopped_by"] == "time_budget":
         stop += f" {r.get('train_time_budget')} s"
-    return f"{r['epochs']} ({stop}, patience {r['stopping_step']})"
+    model_config = r.get("model_config", {})
+    pretrain = f"{model_config['pretrain_epochs']} pretrain + " if model_config.get("train_stage") == "pretrain_finetune" else ""
+    return f"{pretrain}{r['epochs']} ({stop}, patience {r['stopping_step']})"
 
 
 def _paper_row(model, reported, width):
