@@ -10,7 +10,7 @@ import yaml
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_eager.config import Config, check_config
+from recbole_eager.config import Config, apply_process_settings, check_config
 from recbole_eager.data import create_dataset
 from recbole_eager.trainer import TrainTimeBudgetReached, with_run_mixins
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, fix_recbole_ensure_dir, get_model, get_trainer, trusted_torch_load
@@ -190,12 +190,12 @@ def read_checkpoint(path, key, model=None, dataset=None):
 
 
 def add_new_defaults(config):
-    """Keys added to the model's YAML after a checkpoint was saved get their defaults."""
-    path = PROPERTIES_DIR / "model" / f"{config['model']}.yaml"
-    if path.is_file():
-        for key, value in yaml.safe_load(path.read_text()).items():
-            if key not in config:
-                config[key] = value
+    """Keys added to ``overall.yaml`` or the model's YAML after a checkpoint was saved get their defaults."""
+    for path in (PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{config['model']}.yaml"):
+        if path.is_file():
+            for key, value in yaml.safe_load(path.read_text()).items():
+                if key not in config:
+                    config[key] = value
 
 
 def load_data_and_model(model_file, config_overrides=None):
@@ -211,6 +211,7 @@ def load_data_and_model(model_file, config_overrides=None):
     for key, value in (config_overrides or {}).items():
         config[key] = value
     check_config(config)
+    apply_process_settings(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)

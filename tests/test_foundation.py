@@ -58,6 +58,23 @@ def test_config_flushes_denormal_floats_unless_told_not_to(tiny_config, flush):
     assert (product == 0.0) == (flush is not False)
 
 
+def test_a_reloaded_checkpoint_flushes_denormals_even_if_saved_before_the_key(tiny_config):
+    """An unpickled Config skips __init__: re-evaluations must flush too."""
+    from recbole_eager.quick_start import load_data_and_model
+    saved = run_recbole_eager(model="SASRec", dataset="eager-tiny", config_dict={**tiny_config, "epochs": 1})["saved_model_file"]
+    checkpoint = torch.load(saved, map_location="cpu", weights_only=False)
+    del checkpoint["config"].final_config_dict["flush_denormal"]  # as saved before the key existed
+    torch.save(checkpoint, saved)
+    denormal = torch.finfo(torch.float32).tiny / 4
+    torch.set_flush_denormal(False)
+    try:
+        load_data_and_model(saved)
+        product = (torch.tensor([denormal]) * 1.0).item()
+    finally:
+        torch.set_flush_denormal(False)
+    assert product == 0.0
+
+
 def test_data_path_default_and_environment_variable(monkeypatch, tmp_path):
     assert Config(model="SASRec", dataset="eager-tiny")["data_path"] == str(PROJECT_ROOT / "dataset" / "eager-tiny")
     monkeypatch.setenv("RECBOLE_EAGER_DATA", str(tmp_path))
