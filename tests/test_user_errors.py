@@ -32,6 +32,8 @@ def run_cli(monkeypatch, capsys, *args):
     (["--model=SASRecc"], "error: unknown model 'SASRecc'. Did you mean SASRec, SASRecF, SASRecCPR?"),
     (["--model=BPR"], "error: BPR is a pairwise model: it needs negative sampling"),
     (["--model=SASRec", "--resume_from=saved/nope.pth"], "error: resume_from saved/nope.pth does not exist"),
+    (["--model=S3Rec", "--item_attribute=genre"],
+     "error: S3Rec: item_attribute='genre' is not an item field dataset 'eager-tiny' loads (title, brand, categories)"),
 ])
 def test_bad_input_is_one_line_before_anything_runs(monkeypatch, capsys, args, message):
     code, err = run_cli(monkeypatch, capsys, *args)
@@ -165,3 +167,12 @@ def test_console_shows_a_summary_and_the_log_file_the_dumps(tmp_path):
     assert "metric        valid     test" in console and "OrderedDict" not in console
     log = next((tmp_path / "log" / "SASRec").glob("*.log")).read_text()
     assert log.count("General Hyper Parameters") == 1 and "SASRec(" in log
+
+
+def test_s3rec_on_a_dataset_without_categories_says_so_before_loading(tmp_path):
+    """The shared Sports file has no categories: S3-Rec's attribute objectives need one."""
+    from recbole_eager.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match=r"item_attribute='categories' is not an item field dataset 'amazon-sports-outdoors' loads \(title\)"):
+        Config(model="S3Rec", dataset="amazon-sports-outdoors", config_dict={"data_path": str(tmp_path)})
+    Config(model="S3Rec", dataset="yelp", config_dict={"data_path": str(tmp_path)})  # Yelp has categories
