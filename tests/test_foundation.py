@@ -403,3 +403,14 @@ def test_recbole_models_leave_anomaly_detection_as_it_was():
     code = ("import sys, torch; from recbole_eager.utils import get_model; get_model('SASRec'); "
             "sys.exit(3 if torch.is_anomaly_enabled() else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True).returncode == 0
+
+
+def test_a_dataset_yamls_own_values_are_that_datasets_defaults():
+    """Sports' YAML sets item_text_fields=[title] (its file has no brand or categories): an EAGER
+    run there with it is a default run, not an ablation; another value still is one."""
+    metrics = {m: 0.01 for m in benchmark.METRICS}
+    record = {"model": "EAGER", "dataset": "amazon-sports-outdoors", "overrides": {}, "stopped_by": "time_budget",
+              "model_config": {"item_text_fields": ["title"]}, "test_result": metrics, "best_valid_result": metrics}
+    assert benchmark.changed_keys(record) == {}
+    record["model_config"]["item_text_fields"] = ["title", "brand"]
+    assert benchmark.changed_keys(record) == {"item_text_fields": ["title", "brand"]}

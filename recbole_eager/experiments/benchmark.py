@@ -167,10 +167,14 @@ def _same(a, b):
 
 
 def changed_keys(record):
-    """The keys in which the record's configuration differs from today's defaults: its
+    """The keys in which the record's configuration differs from today's defaults (the model's and
+    its dataset's YAMLs): its
     overrides, and the model keys of its ``model_config`` (the values it ran with, so a run
     made under defaults that have changed since does not pass for today's)."""
     defaults = model_defaults(record["model"])
+    dataset_yaml = PROPERTIES_DIR / "dataset" / f"{record['dataset']}.yaml"
+    if dataset_yaml.is_file():  # a dataset's YAML sets its defaults (e.g. the text fields its file has)
+        defaults.update(yaml.safe_load(dataset_yaml.read_text()) or {})
     changed = {k: v for k, v in record["overrides"].items() if not _same(defaults.get(k, object()), v)}
     changed.update({k: v for k, v in record.get("model_config", {}).items() if k in defaults and not _same(defaults[k], v)})
     changed = {k: v for k, v in changed.items() if k not in DEFAULT_CONFIG_KEYS}
