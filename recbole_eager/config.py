@@ -155,11 +155,11 @@ def check_config(config):
             "(every model here trains with cross-entropy). Add --train_neg_sample_args=\"{'distribution': 'uniform', "
             "'sample_num': 1}\" --loss_type=BPR to run it."
         )
-    attribute, item_fields = config["item_attribute"], ((config["load_col"] or {}).get("item") or [])
-    if config["model"] == "S3Rec" and item_fields and attribute not in item_fields:
+    item_fields = (config["load_col"] or {}).get("item") or []  # empty: RecBole loads every field
+    if config["model"] == "S3Rec" and item_fields and config["item_attribute"] not in item_fields:
         loaded = ", ".join(f for f in item_fields if f != config["ITEM_ID_FIELD"])
         raise ConfigError(
-            f"S3Rec: item_attribute={attribute!r} is not an item field dataset '{config['dataset']}' loads ({loaded}); "
+            f"S3Rec: item_attribute={config['item_attribute']!r} is not an item field dataset '{config['dataset']}' loads ({loaded}); "
             "S3-Rec's attribute objectives need a token_seq field of the .item file: set --item_attribute, or add one to the file"
         )
     if config["model"] not in ("EAGER", "TIGER"):

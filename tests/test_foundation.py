@@ -414,3 +414,12 @@ def test_a_dataset_yamls_own_values_are_that_datasets_defaults():
     assert benchmark.changed_keys(record) == {}
     record["model_config"]["item_text_fields"] = ["title", "brand"]
     assert benchmark.changed_keys(record) == {"item_text_fields": ["title", "brand"]}
+
+
+def test_one_datasets_defaults_do_not_leak_into_anothers():
+    """eager-tiny's YAML sets kmeans_k=8: a Sports run with kmeans_k=8 still differs from Sports' defaults."""
+    metrics = {m: 0.01 for m in benchmark.METRICS}
+    tiny = {"model": "EAGER", "dataset": "eager-tiny", "overrides": {}, "stopped_by": "time_budget",
+            "model_config": {"kmeans_k": 8}, "test_result": metrics, "best_valid_result": metrics}
+    assert benchmark.changed_keys(tiny) == {}
+    assert benchmark.changed_keys({**tiny, "dataset": "amazon-sports-outdoors"}) == {"kmeans_k": 8}

@@ -148,11 +148,13 @@ def _yaml_paths(model):
 
 
 @functools.lru_cache(maxsize=None)
-def model_defaults(model, model_only=False):
-    """The plugin's defaults for ``model`` (``overall.yaml`` < its bases' YAMLs < ``model/<model>.yaml``);
-    ``model_only``: the model's YAMLs alone."""
+def model_defaults(model, model_only=False, dataset=None):
+    """The plugin's defaults for ``model`` (``overall.yaml`` < its bases' YAMLs < ``model/<model>.yaml``
+    < ``dataset/<dataset>.yaml``, which sets e.g. the text fields its file has); ``model_only``: the
+    model's YAMLs alone. Cached: do not modify the returned dict."""
     defaults = {}
-    for path in ([] if model_only else [PROPERTIES_DIR / "overall.yaml"]) + _yaml_paths(model):
+    dataset_yaml = [PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"] if dataset else []
+    for path in ([] if model_only else [PROPERTIES_DIR / "overall.yaml"]) + _yaml_paths(model) + dataset_yaml:
         if path.is_file():
             defaults.update(yaml.safe_load(path.read_text()) or {})
     return defaults
@@ -167,14 +169,10 @@ def _same(a, b):
 
 
 def changed_keys(record):
-    """The keys in which the record's configuration differs from today's defaults (the model's and
-    its dataset's YAMLs): its
-    overrides, and the model keys of its ``model_config`` (the values it ran with, so a run
-    made under defaults that have changed since does not pass for today's)."""
-    defaults = model_defaults(record["model"])
-    dataset_yaml = PROPERTIES_DIR / "dataset" / f"{record['dataset']}.yaml"
-    if dataset_yaml.is_file():  # a dataset's YAML sets its defaults (e.g. the text fields its file has)
-        defaults.update(yaml.safe_load(dataset_yaml.read_text()) or {})
+    """The keys in which the record's configuration differs from today's defaults (its model's and
+    its dataset's YAMLs): its overrides, and the model keys of its ``model_config`` (the values it
+    ran with, so a run made under defaults that have changed since does not pass for today's)."""
+    defaults = model_defaults(record["model"], dataset=record["dataset"])
     changed = {k: v for k, v in record["overrides"].items() if not _same(defaults.get(k, object()), v)}
     changed.update({k: v for k, v in record.get("model_config", {}).items() if k in defaults and not _same(defaults[k], v)})
     changed = {k: v for k, v in changed.items() if k not in DEFAULT_CONFIG_KEYS}
