@@ -12,7 +12,7 @@ from recbole.utils import InputType
 
 from recbole_eager.codes.embedding_file import check_embedding_file
 from recbole_eager.data.dataset import ROW_ORDER_FIELD, infer_fields
-from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, default_data_path, get_model, is_plugin_model
+from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, default_data_path, get_model, is_plugin_model, property_yamls
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -61,12 +61,10 @@ class Config(RecBoleConfig):
         for path in required:
             if not path.is_file():
                 raise RecBoleEagerError(f"{path} is missing: reinstall recbole-eager (its properties/ are package data)")
-        bases = [PROPERTIES_DIR / "model" / f"{base}.yaml" for base in getattr(model_class, "CONFIG_BASES", ())]  # e.g. TIGER: EAGER's keys first
-        for path in (PROPERTIES_DIR / "overall.yaml", *bases, PROPERTIES_DIR / "model" / f"{model}.yaml", PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"):
-            if path.is_file():
-                config_dict = self._update_internal_config_dict(str(path))
-                if path.parent.name == "dataset" and config_dict:
-                    self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
+        for path in property_yamls(model_class, dataset):
+            config_dict = self._update_internal_config_dict(str(path))
+            if path.parent.name == "dataset" and config_dict:
+                self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
         recbole_yaml = os.path.join(os.path.dirname(recbole.__file__), "properties", "dataset", f"{dataset}.yaml")
         if not (PROPERTIES_DIR / "dataset" / f"{dataset}.yaml").is_file() and not os.path.isfile(recbole_yaml):
             self._infer_dataset_fields(dataset)

@@ -6,14 +6,13 @@ import time
 from logging import getLogger
 
 import torch
-import yaml
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_eager.config import Config, apply_process_settings, check_config
 from recbole_eager.data import create_dataset
 from recbole_eager.trainer import TrainTimeBudgetReached, with_run_mixins
-from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError, fix_recbole_ensure_dir, get_model, get_trainer, trusted_torch_load
+from recbole_eager.utils import RecBoleEagerError, fix_recbole_ensure_dir, get_model, get_trainer, property_defaults, trusted_torch_load
 
 fix_recbole_ensure_dir()
 
@@ -190,12 +189,10 @@ def read_checkpoint(path, key, model=None, dataset=None):
 
 
 def add_new_defaults(config):
-    """Keys added to ``overall.yaml`` or the model's YAML after a checkpoint was saved get their defaults."""
-    for path in (PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{config['model']}.yaml"):
-        if path.is_file():
-            for key, value in yaml.safe_load(path.read_text()).items():
-                if key not in config:
-                    config[key] = value
+    """Keys added to the plugin's YAMLs for the checkpoint's model and dataset after it was saved get their defaults."""
+    for key, value in property_defaults(config["model"], config["dataset"]).items():
+        if key not in config:
+            config[key] = value
 
 
 def load_data_and_model(model_file, config_overrides=None):

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
@@ -71,6 +72,25 @@ def get_model(model_name):
 def known_models():
     """Models with a YAML in ``properties/model`` (EAGER and the paper's baselines)."""
     return sorted(p.stem for p in (PROPERTIES_DIR / "model").glob("*.yaml"))
+
+
+def property_yamls(model, dataset=None, model_only=False):
+    """The plugin's YAMLs for ``model`` (a name or class) that exist, in load order: ``overall.yaml``
+    < its ``CONFIG_BASES``' (TIGER: EAGER's) < ``model/<model>.yaml`` < ``dataset/<dataset>.yaml``;
+    ``model_only``: the model's alone."""
+    model_class = get_model(model) if isinstance(model, str) else model
+    names = [*getattr(model_class, "CONFIG_BASES", ()), model_class.__name__]
+    paths = ([] if model_only else [PROPERTIES_DIR / "overall.yaml"]) + [PROPERTIES_DIR / "model" / f"{n}.yaml" for n in names]
+    paths += [PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"] if dataset else []
+    return [p for p in paths if p.is_file()]
+
+
+def property_defaults(model, dataset=None, model_only=False):
+    """``property_yamls`` merged, a later file's value winning."""
+    defaults = {}
+    for path in property_yamls(model, dataset, model_only):
+        defaults.update(yaml.safe_load(path.read_text()) or {})
+    return defaults
 
 
 def get_trainer(model_type, model_name):

@@ -11,7 +11,7 @@ from recbole_eager.codes.rqvae import deduplicate, rqvae_codes, train_rqvae
 from recbole_eager.config import Config, ConfigError
 from recbole_eager.model import eager as eager_module
 from recbole_eager.model.beam_search import beam_search
-from recbole_eager.quick_start import load_data_and_model, run_recbole_eager
+from recbole_eager.quick_start import add_new_defaults, load_data_and_model, run_recbole_eager
 from recbole_eager.utils import RecBoleEagerError, get_model
 
 RQVAE_SMALL = {"rqvae_codebook_size": 8, "rqvae_levels": 2, "rqvae_epochs": 20, "rqvae_batch_size": 64, "rqvae_hidden": [32], "rqvae_latent_dim": 8}
@@ -115,3 +115,12 @@ def test_tiger_save_load_round_trip(fake_codes, tiny_config, monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(again.full_sort_predict(interaction), model.full_sort_predict(interaction))
     assert type(model).__name__ == "TIGER" and not hasattr(model, "behavior_codes")
+
+
+def test_a_tiger_checkpoint_from_before_a_key_existed_gets_the_key_from_its_models_yamls():
+    """A key added to EAGER.yaml (TIGER's base) after a TIGER checkpoint was saved: loading fills
+    it in, and TIGER's own value wins where both YAMLs set the key."""
+    saved = {"model": "TIGER", "dataset": "amazon-beauty", "epochs": 7}
+    add_new_defaults(saved)
+    assert saved["behavior_epochs"] == 30 and saved["epochs"] == 7
+    assert saved["code_method"] == "rqvae"  # EAGER.yaml: kmeans

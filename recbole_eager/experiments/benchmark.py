@@ -22,12 +22,11 @@ import sys
 import time
 
 import torch
-import yaml
 
 from recbole_eager.codes.behavior import checkpoint_facts
 from recbole_eager.config import parse_overrides as config_parse_overrides
 from recbole_eager.experiments.records import git_commit, portable_path, write_record
-from recbole_eager.utils import PROJECT_ROOT, PROPERTIES_DIR, RecBoleEagerError, atomic_write, get_model, is_plugin_model
+from recbole_eager.utils import PROJECT_ROOT, RecBoleEagerError, atomic_write, property_defaults
 
 METRICS = ["recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
 PAPER_NAMES = {"S3Rec": "S3-Rec"}
@@ -142,22 +141,10 @@ def load_records(runs_dir, dataset):
     return sorted(records, key=lambda nr: (rank.get(nr[1]["model"], len(rank)), nr[1]["model"], nr[0]))
 
 
-def _yaml_paths(model):
-    bases = getattr(get_model(model), "CONFIG_BASES", ()) if is_plugin_model(model) else ()
-    return [PROPERTIES_DIR / "model" / f"{b}.yaml" for b in bases] + [PROPERTIES_DIR / "model" / f"{model}.yaml"]
-
-
 @functools.lru_cache(maxsize=None)
 def model_defaults(model, model_only=False, dataset=None):
-    """The plugin's defaults for ``model`` (``overall.yaml`` < its bases' YAMLs < ``model/<model>.yaml``
-    < ``dataset/<dataset>.yaml``, which sets e.g. the text fields its file has); ``model_only``: the
-    model's YAMLs alone. Cached: do not modify the returned dict."""
-    defaults = {}
-    dataset_yaml = [PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"] if dataset else []
-    for path in ([] if model_only else [PROPERTIES_DIR / "overall.yaml"]) + _yaml_paths(model) + dataset_yaml:
-        if path.is_file():
-            defaults.update(yaml.safe_load(path.read_text()) or {})
-    return defaults
+    """The plugin's defaults for ``model`` (``utils.property_defaults``), cached: do not modify the returned dict."""
+    return property_defaults(model, dataset, model_only)
 
 
 def _same(a, b):
