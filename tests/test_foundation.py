@@ -194,6 +194,8 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
     header = next(line for line in table.splitlines() if line.startswith("| model |")).split(" | ")
     assert len(sasrec_row) == len(header)
     assert float(sasrec_row[header.index("valid N@10")]) == round(record["best_valid_result"]["ndcg@10"], 4)
+    ratio = record["test_result"]["ndcg@10"] / record["best_valid_result"]["ndcg@10"]
+    assert sasrec_row[header.index("test/valid N@10")] == f"{ratio:.2f}"
     mtime = os.path.getmtime(results / "runs" / runs[1])
     benchmark.main(args)  # finished runs are skipped
     assert os.path.getmtime(results / "runs" / runs[1]) == mtime
@@ -259,7 +261,7 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     assert [r.split(" | ")[0] for r in rows] == ["| Caser", "| S3Rec", "| EAGER"]
     assert "| 5 pretrain + 20 (early stop, patience 10) |" in rows[1]
     eager = rows[2].split(" | ")
-    assert eager[2] == "0.0400 ± 0.0100" and eager[9] == "3"  # three runs: mean ± sample std
+    assert eager[2] == "0.0400 ± 0.0100" and eager[9] == "1.00" and eager[10] == "3"  # three runs: mean ± sample std; test/valid of the means
     assert "| EAGER-behavior5 | EAGER | behavior_model=SASRec 5 epochs |" in others
     assert "| EAGER-behavior-unknown | EAGER | behavior_checkpoint=old.pth |" in others
     assert "time budget 60 s" in rows[0]

@@ -232,24 +232,25 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
         "",
         "## Main table: each model in its default configuration",
         "",
-        f"| model | source | {metric_names} | valid N@10 | runs | epochs (stop) | s/epoch | hardware |",
-        "|---|---|" + "---|" * len(METRICS) + "---|---|---|---|---|",
+        f"| model | source | {metric_names} | valid N@10 | test/valid N@10 | runs | epochs (stop) | s/epoch | hardware |",
+        "|---|---|" + "---|" * len(METRICS) + "---|---|---|---|---|---|",
     ]
     main = main_runs(records)
     for model, rs in main.items():
         values = " | ".join(_mean_std([r["test_result"][m] for r in rs]) for m in METRICS)
         valid = _mean_std([r["best_valid_result"]["ndcg@10"] for r in rs])
+        ratio = sum(r["test_result"]["ndcg@10"] for r in rs) / sum(r["best_valid_result"]["ndcg@10"] for r in rs)
         stops = "; ".join(sorted({_stop(r) for r in rs}))
         seconds = sum(r["seconds_per_epoch"] for r in rs) / len(rs)
         hardware = "; ".join(sorted({r["hardware"] for r in rs}))
-        lines.append(f"| {model} | ours | {values} | {valid} | {len(rs)} | {stops} | {seconds:.1f} | {hardware} |")
+        lines.append(f"| {model} | ours | {values} | {valid} | {ratio:.2f} | {len(rs)} | {stops} | {seconds:.1f} | {hardware} |")
         reported = paper.get(PAPER_NAMES.get(model, model))
         if reported:
-            lines.append(_paper_row(model, reported, 5))
+            lines.append(_paper_row(model, reported, 6))
     for model in MODEL_ORDER:
         reported = paper.get(PAPER_NAMES.get(model, model))
         if reported and model not in main:
-            lines.append(_paper_row(model, reported, 5))
+            lines.append(_paper_row(model, reported, 6))
     others = [(n, r) for n, r in records if not any(r is m for rs in main.values() for m in rs)]
     if others:
         lines += [
