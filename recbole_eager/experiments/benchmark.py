@@ -216,6 +216,9 @@ def _paper_row(model, reported, width):
     return f"| {model} | paper | {values} |" + " |" * width
 
 
+MAIN_COLUMNS = ("valid N@10", "test/valid N@10", "runs", "epochs (stop)", "s/epoch", "hardware")  # after the metrics
+
+
 def write_table(dataset, runs_dir, md_path, paper_table_path):
     """``results/<dataset>.md``: the main table (one row per model, its default configuration,
     mean ± std over runs, the paper's row beside it), then every other run (ablations,
@@ -232,8 +235,8 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
         "",
         "## Main table: each model in its default configuration",
         "",
-        f"| model | source | {metric_names} | valid N@10 | test/valid N@10 | runs | epochs (stop) | s/epoch | hardware |",
-        "|---|---|" + "---|" * len(METRICS) + "---|---|---|---|---|---|",
+        f"| model | source | {metric_names} | {' | '.join(MAIN_COLUMNS)} |",
+        "|---|---|" + "---|" * (len(METRICS) + len(MAIN_COLUMNS)),
     ]
     main = main_runs(records)
     for model, rs in main.items():
@@ -246,11 +249,11 @@ def write_table(dataset, runs_dir, md_path, paper_table_path):
         lines.append(f"| {model} | ours | {values} | {valid} | {ratio:.2f} | {len(rs)} | {stops} | {seconds:.1f} | {hardware} |")
         reported = paper.get(PAPER_NAMES.get(model, model))
         if reported:
-            lines.append(_paper_row(model, reported, 6))
+            lines.append(_paper_row(model, reported, len(MAIN_COLUMNS)))
     for model in MODEL_ORDER:
         reported = paper.get(PAPER_NAMES.get(model, model))
         if reported and model not in main:
-            lines.append(_paper_row(model, reported, 6))
+            lines.append(_paper_row(model, reported, len(MAIN_COLUMNS)))
     others = [(n, r) for n, r in records if not any(r is m for rs in main.values() for m in rs)]
     if others:
         lines += [
