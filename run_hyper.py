@@ -3,7 +3,8 @@
     python run_hyper.py --model=EAGER --dataset=amazon-beauty \\
         --params_file=properties/hyper/eager_lambda.hyper [--config_files="a.yaml b.yaml"] \\
         [--num_samples=1] [--max_concurrent=2] [--cpus_per_trial=1] [--gpus_per_trial=0] \\
-        [--scheduler=none|asha] [--address=auto] [--name=NAME] [--output_dir=results/tune] [--key=value ...]
+        [--scheduler=none|asha] [--address=auto] [--name=NAME] [--output_dir=results/tune] [--resume|--report_only]
+        [--key=value ...]
 
 The params file uses RecBole's format (``lambda1 choice [0,0.5,1,2]``, ``dropout_prob
 uniform 0.1,0.5``, ``learning_rate loguniform -8,0`` with natural-log bounds, ``n_layers
@@ -39,6 +40,7 @@ def build_parser():
     p.add_argument("--storage_path", default="saved/ray_results", help="Ray results folder (default: saved/ray_results)")
     p.add_argument("--output_dir", default="results/tune", help="report folder (default: results/tune)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name in --storage_path; finished trials are not rerun")
+    p.add_argument("--report_only", action="store_true", help="write the reports of sweep --name in --storage_path as it stands; runs nothing")
     p.add_argument("--trial_logs", action="store_true", help="show the trials' RecBole logs on this console")
     return p
 
@@ -49,7 +51,7 @@ def main(argv=None):
     saved_argv, sys.argv = sys.argv, sys.argv[:1]  # RecBole's Config reads sys.argv: the overrides go in as a config dict
     try:
         from recbole_eager.config import parse_overrides
-        from recbole_eager.experiments.tune import run_hyper
+        from recbole_eager.experiments.tune import portable_command, run_hyper
 
         overrides = parse_overrides(rest)
         sweep = run_hyper(
@@ -60,7 +62,7 @@ def main(argv=None):
             gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler, grace_period=args.grace_period,
             reduction_factor=args.reduction_factor, address=args.address, num_cpus=args.num_cpus,
             storage_path=args.storage_path, output_dir=args.output_dir, log_to_driver=args.trial_logs,
-            resume=args.resume,
+            resume=args.resume, report_only=args.report_only, command=portable_command(argv),
         )
     except RecBoleEagerError as err:
         print(f"error: {err}", file=sys.stderr)

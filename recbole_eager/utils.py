@@ -142,11 +142,14 @@ def trusted_torch_load():
 
 def atomic_write(path, data):
     """Write ``data`` (str or bytes) to ``path`` via a temp file in the same folder and
-    ``os.replace``: readers never see a half-written file."""
+    ``os.replace``: readers never see a half-written file. Mode as ``open`` would give."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written file gets the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)

@@ -19,7 +19,7 @@ from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.model.eager import EAGER
 from recbole_eager.quick_start import run_recbole_eager
-from recbole_eager.utils import RecBoleEagerError, get_model
+from recbole_eager.utils import RecBoleEagerError, atomic_write, get_model
 
 BASELINES = ["GRU4Rec", "Caser", "SASRec", "BERT4Rec", "S3Rec"]
 
@@ -425,3 +425,15 @@ def test_one_datasets_defaults_do_not_leak_into_anothers():
             "model_config": {"kmeans_k": 8}, "test_result": metrics, "best_valid_result": metrics}
     assert benchmark.changed_keys(tiny) == {}
     assert benchmark.changed_keys({**tiny, "dataset": "amazon-sports-outdoors"}) == {"kmeans_k": 8}
+
+
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    # reports land on storage other users read (a shared Ray results folder): not mkstemp's 0600
+    umask = os.umask(0o022)
+    try:
+        atomic_write(str(tmp_path / "a.md"), "x")
+        atomic_write(str(tmp_path / "b.png"), b"\x89PNG")
+    finally:
+        os.umask(umask)
+    assert [oct(os.stat(tmp_path / n).st_mode & 0o777) for n in ("a.md", "b.png")] == ["0o644", "0o644"]
+    assert open(tmp_path / "a.md").read() == "x" and sorted(os.listdir(tmp_path)) == ["a.md", "b.png"]

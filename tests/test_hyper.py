@@ -6,6 +6,7 @@ import os
 import sys
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -155,8 +156,9 @@ def test_rows_from_results_status_and_errors():
             super().__init__("Traceback ...\nlong ray text")
             self.cause = cause
 
-    def result(metrics, error=None, path="/r"):
-        return SimpleNamespace(metrics=metrics, error=error, path=path, log_dir=path)
+    def result(metrics, error=None, path="/r", progress=None):
+        frame = None if progress is None else pd.DataFrame(progress)
+        return SimpleNamespace(metrics=metrics, error=error, path=path, log_dir=path, metrics_dataframe=frame)
 
     final = {"trial_id": "t_00000", "config": {"a": 1}, "final": True, "best_valid_score": 0.3, "epoch": 2, "epochs": 2,
              "best_valid_result": {"ndcg@10": 0.3, "recall@10": 0.5}, "test_result": {"ndcg@10": 0.9}, "wall_seconds": 4.0}
@@ -164,8 +166,9 @@ def test_rows_from_results_status_and_errors():
                "epoch": 1, "time_total_s": 2.0}
     failed = {"trial_id": "t_00002", "config": {"a": 3}}
     flat_failed = {"trial_id": "t_00003", "config": {"a": 4}}
+    progress = {"valid_score": [0.1, 0.3, 0.3], "final": [False, False, True]}  # per-epoch reports, then the final one
     rows = rt.rows_from_results(
-        [result(stopped), result(final),
+        [result(stopped, progress={"valid_score": [0.2, 0.1], "final": [False, False]}), result(final, progress=progress),
          result(failed, FakeRayTaskError(ValueError("Training loss is nan"))),
          result(flat_failed, RuntimeError("Failure # 1\nTraceback...\nValueError: boom"))],
         ["a"], "ndcg@10",
@@ -177,6 +180,7 @@ def test_rows_from_results_status_and_errors():
     assert rows[2]["error"] == "ValueError: Training loss is nan" and math.isnan(rows[2]["best_valid_score"])
     assert rows[3]["error"] == "ValueError: boom"
     assert [r["params"] for r in rows] == [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
+    assert [r["curve"] for r in rows] == [[0.1, 0.3], [0.2, 0.1], [], []]  # the final report is not an epoch
 
 
 # --------------------------------------------------------------------------- reports
@@ -230,6 +234,36 @@ def test_write_reports_heatmap_lines_and_all_failed(tmp_path):
     assert best is None and "best_yaml" not in paths and not stale.exists()
     assert "none (no trial finished)" in open(paths["md"]).read()
     _check_png(paths["png"])
+
+
+def test_reports_show_each_trials_curve_and_asha_stops(tmp_path):
+    rows = _fake_rows()
+    rows[0]["curve"], rows[1]["curve"], rows[2]["curve"] = [0.05, 0.10], [0.12, 0.11], [0.1, 0.15, 0.2]
+    rows[1].update(status="stopped", test={}, epochs=2)
+    params = rt.parse_params_text("p choice [0.2,0.5]\nq choice [0.2,0.5]\n")
+    paths, best = tune_report.write_reports(rows, params, "ndcg@10", True, str(tmp_path), _meta("curves"))
+    assert best == 2
+    md = open(paths["md"]).read()
+    assert "Valid ndcg@10 after each validation" in md
+    assert "| trial | status | p | q | 1 | 2 | 3 |" in md
+    assert "| x_00001 | stopped | 0.2 | 0.5 | 0.1200 | 0.1100 |  |" in md
+    assert "| x_00003 | failed | 0.5 | 0.5 |  |  |  |" in md
+    assert [r["valid_curve"] for r in _read_csv(paths["csv"])] == ["0.05 0.1", "0.12 0.11", "0.1 0.15 0.2", ""]
+    _check_png(paths["png"])
+
+
+def test_report_header_names_run_date_commit_hardware_and_command(tmp_path):
+    rows = _fake_rows()
+    rows[0]["finished"], rows[1]["finished"] = 1796601600, 1796605200  # 2026-12-07 00:00 and 01:00 UTC
+    meta = dict(_meta("head"), commit="abc1234", hardware="CPU: X, 2 cores (driver); 1 CPU, 0 GPU per trial",
+                command="python run_hyper.py --name=head")
+    paths, _ = tune_report.write_reports(rows, rt.parse_params_text("p choice [0.2,0.5]\nq choice [0.2,0.5]\n"),
+                                         "ndcg@10", True, str(tmp_path), meta)
+    md = open(paths["md"]).read()
+    assert "- last trial report: 2026-12-07 01:00 UTC; commit `abc1234`; CPU: X, 2 cores (driver); 1 CPU, 0 GPU per trial" in md
+    assert "- command: `python run_hyper.py --name=head`" in md
+    assert rt.portable_command(["--data_path=" + str(tmp_path / "d"), "--epochs=2", "--name=/x"]) == (
+        f"python run_hyper.py --data_path={os.path.relpath(tmp_path / 'd')} --epochs=2 --name={os.path.relpath('/x')}")
 
 
 def test_plot_sampled_floats_and_many_params(tmp_path):
@@ -307,6 +341,7 @@ def test_sweep_grid_end_to_end(ray_local, in_tmp_dir, monkeypatch, capsys):
         epochs = _progress(row["trial_dir"])
         assert [e["epoch"] for e in epochs] == ["1", "2"]
         assert float(row["best_valid_score"]) == pytest.approx(max(float(e["valid_score"]) for e in epochs))
+        assert [float(v) for v in row["valid_curve"].split()] == [float(e["valid_score"]) for e in epochs]
         assert os.path.isdir(os.path.join(row["trial_dir"], "log"))  # RecBole wrote into the trial's dir
     assert not os.path.exists(in_tmp_dir / "log")  # ...not into the driver's
 
@@ -317,8 +352,11 @@ def test_sweep_grid_end_to_end(ray_local, in_tmp_dir, monkeypatch, capsys):
     assert float(best["best_valid_score"]) == max(float(r["best_valid_score"]) for r in rows)
     assert f"best (valid ndcg@10={float(best['best_valid_score']):.4f})" in stdout
 
-    md = open(f"{stem}.md").read()
-    assert md.count("| ok |") == 4
+    md, curves = open(f"{stem}.md").read().split("Valid ndcg@10 after each validation")
+    assert md.count("| ok |") == 4 and curves.count("| ok |") == 4
+    assert "; commit `" in md and "1 CPU, 0 GPU per trial, at most 2 at once" in md and "- last trial report: 20" in md
+    command = f"python run_hyper.py {' '.join(argv[1:-len(TINY_ARGS)])} --data_path={os.path.relpath(TINY_DATA)} "
+    assert f"- command: `{command}" in md and "=/" not in md  # no absolute path
     assert f"| {best['trial_id']} | ok | ★ |" in md and md.count("★") == 1
     assert f"trial `{best['trial_id']}`" in md
 
@@ -348,6 +386,8 @@ def test_sweep_failing_trial_recorded(ray_local, in_tmp_dir):
     rows = _read_csv(sweep.paths["csv"])
     assert [r["status"] for r in rows] == ["ok", "failed"] and [r["is_best"] for r in rows] == ["1", "0"]
     assert "attention heads" in rows[1]["error"]
-    assert "| failed |" in open(sweep.paths["md"]).read()
+    md = open(sweep.paths["md"]).read()
+    assert "| failed |" in md
+    assert "scheduler: asha on valid ndcg@10 (grace period 1, reduction factor 2, at most 2 epochs)" in md
     assert yaml.safe_load(open(sweep.paths["best_yaml"]))["n_heads"] == 2
     _check_png(sweep.paths["png"])

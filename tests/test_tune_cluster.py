@@ -72,6 +72,14 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(in_tmp_dir)
     output = driver.communicate(timeout=300)[0]
     assert "interrupted" in output.lower(), output[-3000:]
 
+    # the reports as the sweep stands, running nothing: trial 1 is unfinished
+    report = subprocess.run(command + ["--report_only"], env=env, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    rows = _rows("out/eager-tiny-SASRec-budget.csv")
+    assert [r["status"] for r in rows] == ["ok", "stopped"] and rows[1]["test_ndcg@10"] == ""
+    assert len(rows[1]["valid_curve"].split()) >= 1
+    assert open(os.path.join(first, "progress.csv")).read() == finished
+
     resumed = subprocess.run(command + ["--train_time_budget=1", "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     rows = _rows("out/eager-tiny-SASRec-budget.csv")
@@ -86,3 +94,8 @@ def test_resume_without_an_earlier_sweep_is_a_clear_error(in_tmp_dir):
         f.write("n_heads choice [1,2]\n")
     with pytest.raises(rt.RecBoleEagerError, match="--resume: no sweep 'x' in saved/ray_results to resume"):
         rt.run_hyper("SASRec", "eager-tiny", "x.hyper", overrides=parse_overrides(TINY_ARGS), resume=True, num_cpus=1)
+    with pytest.raises(rt.RecBoleEagerError, match="--report_only: no sweep 'x' in saved/ray_results to report"):
+        rt.run_hyper("SASRec", "eager-tiny", "x.hyper", overrides=parse_overrides(TINY_ARGS), report_only=True, num_cpus=1)
+    with pytest.raises(rt.RecBoleEagerError, match="give one of them"):
+        rt.run_hyper("SASRec", "eager-tiny", "x.hyper", overrides=parse_overrides(TINY_ARGS), resume=True,
+                     report_only=True, num_cpus=1)

@@ -24,7 +24,8 @@ def git_commit():
         return "unknown"
 
 
-def hardware():
+def hardware(threads=True):
+    """The GPU, or the CPU model and cores (and this process's torch threads if ``threads``)."""
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)}"
     cpu = platform.processor() or platform.machine()
@@ -33,7 +34,7 @@ def hardware():
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"CPU: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    return f"CPU: {cpu}, {os.cpu_count()} cores" + (f", torch threads {torch.get_num_threads()}" if threads else "")
 
 
 SPEED_ENVIRONMENT = ("MALLOC_", "OMP_", "MKL_", "KMP_", "GOMP_", "LD_PRELOAD")

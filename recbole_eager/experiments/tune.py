@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from recbole_eager.experiments.tune_report import STATUS_FAILED, STATUS_OK, STATUS_STOPPED, to_python, write_reports
-from recbole_eager.experiments.records import portable_path
+from recbole_eager.experiments.records import git_commit, hardware, portable_path
 from recbole_eager.utils import PACKAGE_DIR, PROJECT_ROOT, RecBoleEagerError
 
 PARAM_TYPES = ("choice", "uniform", "loguniform", "quniform")
@@ -178,6 +178,15 @@ def _resolve_file(path, what):
     raise RecBoleEagerError(f"{what} not found: {path}")
 
 
+def portable_command(argv, program="run_hyper.py"):
+    """The command line for a report: ``--key=/abs/path`` values relative to the working directory."""
+    def arg(a):
+        key, sep, value = a.partition("=")
+        return f"{key}={portable_path(value)}" if sep and os.path.isabs(value) else a
+
+    return " ".join(["python", program, *(arg(a) for a in argv)])
+
+
 # --------------------------------------------------------------------------- trial
 def recbole_trial(trial_params, model=None, dataset=None, config_files=None, fixed=None, bigger=True, cpus=1):
     """Ray Tune function trainable: one training run, reporting after each validation."""
@@ -250,9 +259,17 @@ def _nested(metrics, prefix):
     return {k[len(prefix) + 1:]: v for k, v in metrics.items() if k.startswith(prefix + "/")}
 
 
+def _valid_curve(result):
+    """The per-epoch validation scores a trial reported (Ray's progress), oldest first."""
+    frame = getattr(result, "metrics_dataframe", None)
+    if frame is None or "valid_score" not in frame or "final" not in frame:
+        return []
+    return [float(v) for v in frame.loc[~frame["final"].astype(bool), "valid_score"]]
+
+
 def rows_from_results(result_grid, param_names, valid_metric):
     """One dict per trial (Ray's trial order): ``trial_id, status, params, best_valid_score,
-    valid (dict), test (dict), epochs, seconds, error, trial_dir``."""
+    valid (dict), test (dict), curve (valid score per epoch), epochs, seconds, error, trial_dir``."""
     rows = []
     for result in result_grid:
         metrics = dict(result.metrics or {})
@@ -275,8 +292,10 @@ def rows_from_results(result_grid, param_names, valid_metric):
             "best_valid_score": float(best) if best is not None else float("nan"),
             "valid": valid,
             "test": _nested(metrics, "test_result"),
+            "curve": _valid_curve(result),
             "epochs": metrics.get("epochs", metrics.get("epoch")),
             "seconds": metrics.get("wall_seconds", metrics.get("time_total_s")),
+            "finished": metrics.get("timestamp"),  # Ray's: Unix time of the trial's last report
             "error": _error_message(error),
             "trial_dir": str(getattr(result, "path", None) or result.log_dir or ""),
         })
@@ -308,10 +327,13 @@ def _driver_config(model, dataset, config_files, overrides):
 def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *, name=None, algo="grid",
               num_samples=None, max_concurrent=None, cpus_per_trial=1.0, gpus_per_trial=0.0, scheduler="none",
               grace_period=1, reduction_factor=2, address=None, num_cpus=None, storage_path="saved/ray_results",
-              output_dir="results/tune", log_to_driver=False, progress_seconds=30, resume=False):
+              output_dir="results/tune", log_to_driver=False, progress_seconds=30, resume=False, report_only=False,
+              command=None):
     """Run a sweep; returns a :class:`SweepResult` (rows, best index, report paths).
     ``resume``: continue the interrupted sweep ``name`` in ``storage_path`` (Ray Tune's
-    restore): finished and failed trials keep their results, unfinished ones continue."""
+    restore): finished and failed trials keep their results, unfinished ones continue.
+    ``report_only``: write the reports of sweep ``name`` as it stands, running nothing
+    (unfinished trials are rows with status ``stopped``). ``command``: the command line, for the report."""
     import ray
     from ray import air, tune
 
@@ -322,6 +344,8 @@ def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *,
         raise RecBoleEagerError(f"{', '.join(clash)} both swept (params file) and fixed (--key=value)")
     config_files = [_resolve_file(f, "config file") for f in (config_files or [])]
     name = name or os.path.splitext(os.path.basename(params_file))[0]
+    if resume and report_only:
+        raise RecBoleEagerError("--resume runs the sweep on, --report_only runs nothing: give one of them")
     if scheduler not in ("asha", "none"):
         raise RecBoleEagerError(f"unknown scheduler {scheduler!r} (asha or none)")
     if num_samples is None:
@@ -350,9 +374,10 @@ def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *,
 
     storage = os.path.abspath(storage_path)
     experiment_dir = os.path.join(storage, name)
-    if resume and not tune.Tuner.can_restore(experiment_dir):
+    if (resume or report_only) and not tune.Tuner.can_restore(experiment_dir):
+        flag, verb = ("--resume", "resume") if resume else ("--report_only", "report")
         raise RecBoleEagerError(
-            f"--resume: no sweep '{name}' in {portable_path(storage)} to resume; start it without --resume "
+            f"{flag}: no sweep '{name}' in {portable_path(storage)} to {verb}; start it without {flag} "
             "(the same --name and --storage_path)"
         )
     started_ray = False
@@ -390,25 +415,35 @@ def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *,
             max_column_length=20,
         )
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output engine ignores progress_reporter
-        if resume:
-            tuner = tune.Tuner.restore(experiment_dir, trainable, resume_unfinished=True)
+        if report_only:
+            result_grid = tune.Tuner.restore(experiment_dir, trainable).get_results()
         else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space=build_search_space(params, algo),
-                tune_config=tune.TuneConfig(num_samples=num_samples, max_concurrent_trials=max_concurrent,
-                                            scheduler=tune_scheduler, reuse_actors=False, chdir_to_trial_dir=True,
-                                            trial_dirname_creator=_trial_dirname),
-                run_config=air.RunConfig(name=name, storage_path=storage, progress_reporter=reporter, verbose=1,
-                                         failure_config=air.FailureConfig(max_failures=0)),
-            )
-        result_grid = tuner.fit()
+            if resume:
+                tuner = tune.Tuner.restore(experiment_dir, trainable, resume_unfinished=True)
+            else:
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space=build_search_space(params, algo),
+                    tune_config=tune.TuneConfig(num_samples=num_samples, max_concurrent_trials=max_concurrent,
+                                                scheduler=tune_scheduler, reuse_actors=False, chdir_to_trial_dir=True,
+                                                trial_dirname_creator=_trial_dirname),
+                    run_config=air.RunConfig(name=name, storage_path=storage, progress_reporter=reporter, verbose=1,
+                                             failure_config=air.FailureConfig(max_failures=0)),
+                )
+            result_grid = tuner.fit()
     finally:
         if started_ray:
             ray.shutdown()
 
     rows = rows_from_results(result_grid, [p.name for p in params], valid_metric)
+    if scheduler == "asha":
+        unit = "epochs" if eval_step == 1 else f"validations (one every {eval_step} epochs)"
+        scheduler = (f"asha on valid {valid_metric} (grace period {grace_period}, reduction factor {reduction_factor}, "
+                     f"at most {n_reports} {unit})")
+    per_trial = f"{cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU per trial, " + (
+        f"at most {max_concurrent} at once" if max_concurrent else "as many at once as fit")
     meta = {"model": model, "dataset": dataset, "name": name, "algo": algo, "scheduler": scheduler,
-            "config_files": config_files, "overrides": overrides, "experiment_dir": experiment_dir}
+            "config_files": config_files, "overrides": overrides, "experiment_dir": experiment_dir,
+            "command": command, "commit": git_commit(), "hardware": f"{hardware(threads=False)} (driver); {per_trial}"}
     paths, best_index = write_reports(rows, params, valid_metric, bigger, output_dir, meta)
     return SweepResult(rows, best_index, paths, experiment_dir, valid_metric)

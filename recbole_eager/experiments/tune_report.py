@@ -4,6 +4,7 @@ import csv
 import io
 import math
 import os
+from datetime import datetime, timezone
 
 import yaml
 
@@ -75,7 +76,7 @@ def write_csv(path, rows, param_names, valid_metric, best_index):
     valid_names, test_names = _columns(rows, param_names, valid_metric)
     header = (["trial_id", "status", "is_best"] + list(param_names) + ["best_valid_score"]
               + [f"valid_{m}" for m in valid_names] + [f"test_{m}" for m in test_names]
-              + ["epochs_trained", "seconds", "error", "trial_dir"])
+              + ["epochs_trained", "valid_curve", "seconds", "error", "trial_dir"])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -85,7 +86,8 @@ def write_csv(path, rows, param_names, valid_metric, best_index):
             + [row["params"].get(p) for p in param_names]
             + ["" if math.isnan(row["best_valid_score"]) else repr(row["best_valid_score"])]
             + [row["valid"].get(m, "") for m in valid_names] + [row["test"].get(m, "") for m in test_names]
-            + [row["epochs"] if row["epochs"] is not None else "", _fmt(row["seconds"], 1), row["error"], row["trial_dir"]]
+            + [row["epochs"] if row["epochs"] is not None else "", " ".join(repr(v) for v in row.get("curve", [])),
+               _fmt(row["seconds"], 1), row["error"], row["trial_dir"]]
         )
     atomic_write(path, buf.getvalue())
 
@@ -97,6 +99,12 @@ def _md_cell(value):
 def write_markdown(path, rows, param_names, valid_metric, best_index, meta):
     valid_names, test_names = _columns(rows, param_names, valid_metric)
     lines = [f"# Ray Tune sweep `{meta['name']}`: {meta['model']} on {meta['dataset']}", ""]
+    finished = [r["finished"] for r in rows if r.get("finished")]
+    if finished or meta.get("commit"):
+        date = datetime.fromtimestamp(max(finished), timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if finished else "-"
+        lines.append(f"- last trial report: {date}; commit `{meta.get('commit', 'unknown')}`; {meta.get('hardware', '')}")
+    if meta.get("command"):
+        lines.append(f"- command: `{meta['command']}`")
     n_failed = sum(r["status"] == STATUS_FAILED for r in rows)
     n_stopped = sum(r["status"] == STATUS_STOPPED for r in rows)
     lines += [
@@ -129,7 +137,24 @@ def write_markdown(path, rows, param_names, valid_metric, best_index, meta):
                  + [row["epochs"], _fmt(row["seconds"], 1), row["error"]])
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     lines.append("")
+    lines += _curve_table(rows, param_names, valid_metric)
     atomic_write(path, "\n".join(lines))
+
+
+def _curve_table(rows, param_names, valid_metric):
+    """Markdown lines: every trial's validation metric after each epoch (what ASHA compared)."""
+    longest = max((len(r.get("curve", [])) for r in rows), default=0)
+    if not longest:
+        return []
+    header = ["trial", "status"] + list(param_names) + [str(e) for e in range(1, longest + 1)]
+    lines = [f"Valid {valid_metric} after each validation (blank: not run):", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        curve = row.get("curve", [])
+        cells = ([row["trial_id"], row["status"]] + [str(row["params"].get(p)) for p in param_names]
+                 + [curve[e] if e < len(curve) else None for e in range(longest)])
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return lines + [""]
 
 
 def write_best_yaml(path, row, overrides, meta):
@@ -216,12 +241,16 @@ def plot_sweep(path, rows, varied, valid_metric, best_index, title):
         finite = grid[np.isfinite(grid)]
         middle = (finite.min() + finite.max()) / 2 if finite.size else 0
         failed_cells = {(repr(r["params"][py]), repr(r["params"][px])) for r in rows if r not in scored}
+        stopped_cells = {(repr(r["params"][py]), repr(r["params"][px])): r["epochs"] for r in scored
+                         if r["status"] == STATUS_STOPPED}
         for i in range(len(ys)):
             for j in range(len(xs)):
                 if counts[i, j] == 0:
                     text = "failed" if (repr(ys[i]), repr(xs[j])) in failed_cells else ""
                 else:
                     text = f"{grid[i, j]:.4f}"
+                    if (repr(ys[i]), repr(xs[j])) in stopped_cells:  # best of fewer epochs: ASHA stopped it
+                        text += f"\nstopped @{stopped_cells[repr(ys[i]), repr(xs[j])]}"
                 color = "black" if counts[i, j] == 0 or grid[i, j] > middle else "white"
                 ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
         if best_index is not None:
