@@ -62,7 +62,8 @@ def main(argv=None):
             gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler, grace_period=args.grace_period,
             reduction_factor=args.reduction_factor, address=args.address, num_cpus=args.num_cpus,
             storage_path=args.storage_path, output_dir=args.output_dir, log_to_driver=args.trial_logs,
-            resume=args.resume, report_only=args.report_only, command=portable_command(argv),
+            resume=args.resume, report_only=args.report_only,
+            command=portable_command([a for a in argv if a not in ("--resume", "--report_only")]),  # the sweep's own
         )
     except RecBoleEagerError as err:
         print(f"error: {err}", file=sys.stderr)

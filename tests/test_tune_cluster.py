@@ -78,6 +78,8 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(in_tmp_dir)
     rows = _rows("out/eager-tiny-SASRec-budget.csv")
     assert [r["status"] for r in rows] == ["ok", "stopped"] and rows[1]["test_ndcg@10"] == ""
     assert len(rows[1]["valid_curve"].split()) >= 1
+    md = open("out/eager-tiny-SASRec-budget.md").read()
+    assert "- command: `python run_hyper.py --model=SASRec" in md and "--report_only" not in md  # the sweep's own command
     assert open(os.path.join(first, "progress.csv")).read() == finished
 
     resumed = subprocess.run(command + ["--train_time_budget=1", "--resume"], env=env, capture_output=True, text=True, timeout=600)
