@@ -51,7 +51,8 @@ def main(argv=None):
     saved_argv, sys.argv = sys.argv, sys.argv[:1]  # RecBole's Config reads sys.argv: the overrides go in as a config dict
     try:
         from recbole_eager.config import parse_overrides
-        from recbole_eager.experiments.tune import portable_command, run_hyper
+        from recbole_eager.experiments.records import portable_command
+        from recbole_eager.experiments.tune import run_hyper
 
         overrides = parse_overrides(rest)
         sweep = run_hyper(

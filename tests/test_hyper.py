@@ -12,7 +12,7 @@ import yaml
 
 from recbole_eager.config import parse_overrides
 from recbole_eager.experiments import tune as rt
-from recbole_eager.experiments import tune_report
+from recbole_eager.experiments import records, tune_report
 from recbole_eager.utils import PROPERTIES_DIR, RecBoleEagerError
 
 from conftest import TINY_DATA
@@ -262,7 +262,7 @@ def test_report_header_names_run_date_commit_hardware_and_command(tmp_path):
     md = open(paths["md"]).read()
     assert "- last trial report: 2026-12-07 01:00 UTC; commit `abc1234`; CPU: X, 2 cores (driver); 1 CPU, 0 GPU per trial" in md
     assert "- command: `python run_hyper.py --name=head`" in md
-    assert rt.portable_command(["--data_path=" + str(tmp_path / "d"), "--epochs=2", "--name=/x"]) == (
+    assert records.portable_command(["--data_path=" + str(tmp_path / "d"), "--epochs=2", "--name=/x"]) == (
         f"python run_hyper.py --data_path={os.path.relpath(tmp_path / 'd')} --epochs=2 --name={os.path.relpath('/x')}")
 
 
@@ -391,3 +391,4 @@ def test_sweep_failing_trial_recorded(ray_local, in_tmp_dir):
     assert "scheduler: asha on valid ndcg@10 (grace period 1, reduction factor 2, at most 2 epochs)" in md
     assert yaml.safe_load(open(sweep.paths["best_yaml"]))["n_heads"] == 2
     _check_png(sweep.paths["png"])
+

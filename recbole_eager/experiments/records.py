@@ -52,6 +52,15 @@ def portable_path(path):
     return None if path is None else os.path.relpath(os.path.abspath(path))
 
 
+def portable_command(argv, program="run_hyper.py"):
+    """``python program argv`` for a record, ``--key=/abs/path`` values made :func:`portable_path`."""
+    def arg(a):
+        key, sep, value = a.partition("=")
+        return f"{key}={portable_path(value)}" if sep and os.path.isabs(value) else a
+
+    return " ".join(["python", program, *(arg(a) for a in argv)])
+
+
 def write_record(path, record):
     """``record`` plus commit, hardware and speed environment (unless given), as JSON."""
     record = {"commit": git_commit(), "hardware": hardware(), "environment": speed_environment(), **record}

@@ -178,15 +178,6 @@ def _resolve_file(path, what):
     raise RecBoleEagerError(f"{what} not found: {path}")
 
 
-def portable_command(argv, program="run_hyper.py"):
-    """The command line for a report: ``--key=/abs/path`` values relative to the working directory."""
-    def arg(a):
-        key, sep, value = a.partition("=")
-        return f"{key}={portable_path(value)}" if sep and os.path.isabs(value) else a
-
-    return " ".join(["python", program, *(arg(a) for a in argv)])
-
-
 # --------------------------------------------------------------------------- trial
 def recbole_trial(trial_params, model=None, dataset=None, config_files=None, fixed=None, bigger=True, cpus=1):
     """Ray Tune function trainable: one training run, reporting after each validation."""
@@ -417,20 +408,18 @@ def run_hyper(model, dataset, params_file, config_files=None, overrides=None, *,
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output engine ignores progress_reporter
         if report_only:
             result_grid = tune.Tuner.restore(experiment_dir, trainable).get_results()
+        elif resume:
+            result_grid = tune.Tuner.restore(experiment_dir, trainable, resume_unfinished=True).fit()
         else:
-            if resume:
-                tuner = tune.Tuner.restore(experiment_dir, trainable, resume_unfinished=True)
-            else:
-                tuner = tune.Tuner(
-                    trainable,
-                    param_space=build_search_space(params, algo),
-                    tune_config=tune.TuneConfig(num_samples=num_samples, max_concurrent_trials=max_concurrent,
-                                                scheduler=tune_scheduler, reuse_actors=False, chdir_to_trial_dir=True,
-                                                trial_dirname_creator=_trial_dirname),
-                    run_config=air.RunConfig(name=name, storage_path=storage, progress_reporter=reporter, verbose=1,
-                                             failure_config=air.FailureConfig(max_failures=0)),
-                )
-            result_grid = tuner.fit()
+            result_grid = tune.Tuner(
+                trainable,
+                param_space=build_search_space(params, algo),
+                tune_config=tune.TuneConfig(num_samples=num_samples, max_concurrent_trials=max_concurrent,
+                                            scheduler=tune_scheduler, reuse_actors=False, chdir_to_trial_dir=True,
+                                            trial_dirname_creator=_trial_dirname),
+                run_config=air.RunConfig(name=name, storage_path=storage, progress_reporter=reporter, verbose=1,
+                                         failure_config=air.FailureConfig(max_failures=0)),
+            ).fit()
     finally:
         if started_ray:
             ray.shutdown()

@@ -245,12 +245,13 @@ def plot_sweep(path, rows, varied, valid_metric, best_index, title):
                          if r["status"] == STATUS_STOPPED}
         for i in range(len(ys)):
             for j in range(len(xs)):
+                cell = (repr(ys[i]), repr(xs[j]))
                 if counts[i, j] == 0:
-                    text = "failed" if (repr(ys[i]), repr(xs[j])) in failed_cells else ""
+                    text = "failed" if cell in failed_cells else ""
                 else:
                     text = f"{grid[i, j]:.4f}"
-                    if (repr(ys[i]), repr(xs[j])) in stopped_cells:  # best of fewer epochs: ASHA stopped it
-                        text += f"\nstopped @{stopped_cells[repr(ys[i]), repr(xs[j])]}"
+                    if cell in stopped_cells:  # best of fewer epochs: ASHA stopped it
+                        text += f"\nstopped @{stopped_cells[cell]}"
                 color = "black" if counts[i, j] == 0 or grid[i, j] > middle else "white"
                 ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
         if best_index is not None:
