@@ -392,3 +392,9 @@ def test_sweep_failing_trial_recorded(ray_local, in_tmp_dir):
     assert yaml.safe_load(open(sweep.paths["best_yaml"]))["n_heads"] == 2
     _check_png(sweep.paths["png"])
 
+
+def test_report_names_no_folder_of_this_machine_when_written_to_an_absolute_folder(tmp_path):
+    params = rt.parse_params_text("p choice [0.2,0.5]\nq choice [0.2,0.5]\n")
+    paths, _ = tune_report.write_reports(_fake_rows(), params, "ndcg@10", True, str(tmp_path / "out"), _meta("abs"))
+    md = open(paths["md"]).read()
+    assert f"config: `{os.path.relpath(paths['best_yaml'])}`" in md and str(tmp_path) not in md

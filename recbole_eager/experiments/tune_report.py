@@ -304,7 +304,7 @@ def write_reports(rows, params, valid_metric, bigger, output_dir, meta):
     param_names = [p.name for p in params]
     varied = [p.name for p in params if p.varied]
     best_index = select_best(rows, bigger)
-    meta = dict(meta, valid_metric=valid_metric, bigger=bigger, best_yaml=paths["best_yaml"],
+    meta = dict(meta, valid_metric=valid_metric, bigger=bigger, best_yaml=portable_path(paths["best_yaml"]),
                 space=[p.describe() for p in params])
     if best_index is not None:
         write_best_yaml(paths["best_yaml"], rows[best_index], meta.get("overrides", {}), meta)
