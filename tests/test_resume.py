@@ -1,6 +1,7 @@
 """A killed run continues from its last finished epoch and ends as if it had never stopped."""
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -8,6 +9,8 @@ import torch
 from conftest import TINY_DATA
 from recbole_eager.experiments import benchmark
 from recbole_eager.quick_start import run_recbole_eager
+from recbole_eager.trainer import EpochTimingMixin
+from recbole_eager.utils import RecBoleEagerError
 
 
 class Killed(Exception):
@@ -79,6 +82,44 @@ def test_benchmark_continues_a_killed_run(tmp_path, monkeypatch):
     assert record["valid_curve"] == straight["valid_curve"] and record["test_result"] == straight["test_result"]
     assert record["overrides"] == straight["overrides"]
     assert not os.listdir(os.path.join("saved", "resume"))  # a finished run leaves no resume file
+
+
+def test_benchmark_extends_a_budget_limited_run_under_a_larger_budget(tmp_path, monkeypatch):
+    # A clock of 100 s per finished epoch makes the budget stop at a known epoch.
+    monkeypatch.setattr(EpochTimingMixin, "fit_seconds", lambda self: 100.0 * len(self.train_epoch_seconds))
+    results = tmp_path / "results"
+    sets = [f"data_path={TINY_DATA}", "epochs=4", "show_progress=False", "state=WARNING"]
+    benchmark.main(["--dataset", "eager-tiny", "--models", "SASRec", "--tag", "straight", "--results", str(results), "--set", *sets])
+
+    def run(budget):
+        benchmark.main(["--dataset", "eager-tiny", "--models", "SASRec", "--results", str(results),
+                        "--set", *sets, f"train_time_budget={budget}"])
+        return json.loads((results / "runs" / "eager-tiny__SASRec.json").read_text())
+
+    first = run(150)
+    assert first["stopped_by"] == "time_budget" and first["epochs"] == 2
+    assert torch.load(first["last_checkpoint_file"], weights_only=False)["epoch"] == 1
+    assert run(150) == first  # the same budget: nothing to do
+    with pytest.raises(RecBoleEagerError, match=r"eager-tiny__SASRec.json holds a run with other settings"):
+        run(100)
+    extended = run(1000)
+    straight = json.loads((results / "runs" / "eager-tiny__SASRec-straight.json").read_text())
+    assert extended["resumed_after_epoch"] == 1 and extended["stopped_by"] == "epoch_cap"
+    assert_same_run(extended, straight)
+    assert extended["overrides"]["train_time_budget"] == 1000 and "last_checkpoint_file" not in extended
+    assert extended["earlier_runs"] == [{k: first[k] for k in ("command", "commit", "epochs", "train_time_budget", "finished_at")}]
+    assert not os.listdir(os.path.join("saved", "resume"))  # a finished run leaves no resume file
+
+
+def test_extending_a_budget_limited_run_without_its_checkpoint_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(EpochTimingMixin, "fit_seconds", lambda self: 100.0 * len(self.train_epoch_seconds))
+    args = ["--dataset", "eager-tiny", "--models", "SASRec", "--results", str(tmp_path / "results"),
+            "--set", f"data_path={TINY_DATA}", "epochs=4", "show_progress=False", "state=WARNING"]
+    benchmark.main([*args, "train_time_budget=150"])
+    shutil.rmtree(os.path.join("saved", "resume"))
+    with pytest.raises(RecBoleEagerError, match=r"eager-tiny__SASRec.json stopped at its time budget; to continue it needs "
+                                                 r"its last checkpoint saved/resume/eager-tiny__SASRec-\w+\.pth, which is not here"):
+        benchmark.main([*args, "train_time_budget=1000"])
 
 
 def test_resumed_s3rec_fine_tuning_keeps_its_pretraining(tiny_config):

@@ -3,7 +3,9 @@
     python -m recbole_eager.experiments.benchmark --dataset amazon-beauty --models GRU4Rec Caser SASRec BERT4Rec S3Rec
 
 A run whose JSON exists in ``results/runs/`` is skipped; a run that was killed continues after
-its last finished epoch (``<checkpoint_dir>/resume/``, same settings and commit only);
+its last finished epoch (``<checkpoint_dir>/resume/``, same settings and commit only); a run
+stopped by ``train_time_budget`` keeps that checkpoint, and the same command with a larger
+budget continues it (any commit; the record lists the earlier runs);
 ``results/<dataset>.md`` is rewritten from all JSONs of the dataset, with the paper's numbers
 beside ours.
 ``--evaluate CHECKPOINT`` records a saved model's metrics without training, under the
@@ -65,11 +67,15 @@ def resume_file(out_path, overrides, commit):
     return os.path.join(overrides.get("checkpoint_dir", "saved"), "resume", f"{name}-{key}.pth")
 
 
-def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
+def run_one(model, dataset, overrides, out_path, command, checkpoint=None, extends=None):
+    """Train (or, given ``checkpoint``, evaluate) one run and write its record; ``extends``:
+    the record of a budget-limited run that this one continues from its kept checkpoint."""
     from recbole_eager import quick_start
 
     commit = git_commit()  # the code that trains, not the code at the end of a long run
     resume = None if checkpoint else resume_file(out_path, overrides, commit)  # re-evaluations train nothing
+    if extends:
+        resume = extends["last_checkpoint_file"]
     if checkpoint:
         result = quick_start.evaluate_checkpoint(checkpoint, overrides)
         if (result["model"], result["dataset"]) != (model, dataset):
@@ -77,7 +83,7 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
     else:
         config = {**overrides, "last_checkpoint_file": resume}
         if os.path.isfile(resume):
-            print(f"{model}: continuing the killed run from {resume}")
+            print(f"{model}: continuing from {resume}")
             config["resume_from"] = resume
         result = quick_start.run_recbole_eager(model=model, dataset=dataset, config_dict=config)
     epoch_seconds = result["train_epoch_seconds"]
@@ -104,14 +110,37 @@ def run_one(model, dataset, overrides, out_path, command, checkpoint=None):
         **({"evaluated_checkpoint": portable_path(checkpoint)} if checkpoint else {}),
         "wall_seconds": result["wall_seconds"],
         **({"resumed_after_epoch": result["resumed_after_epoch"]} if "resumed_after_epoch" in result else {}),
+        **({"earlier_runs": extends.get("earlier_runs", []) + [{k: extends.get(k) for k in EARLIER_RUN_KEYS}]} if extends else {}),
+        # Kept so that a larger budget can continue the run (a local file, not in the repository).
+        **({"last_checkpoint_file": portable_path(resume)} if resume and result["stopped_by"] == "time_budget" else {}),
         "valid_curve": result["valid_curve"],
         **{k: result[k] for k in ("best_test_epoch", "best_test_result", "test_curve") if k in result},
         "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     written = write_record(out_path, record)
-    if resume and os.path.isfile(resume):
+    if resume and os.path.isfile(resume) and "last_checkpoint_file" not in record:
         os.remove(resume)
     return written
+
+
+EARLIER_RUN_KEYS = ("command", "commit", "epochs", "train_time_budget", "finished_at")
+
+
+def budget_extension(done, overrides, out_path):
+    """``done`` if ``overrides`` continue that budget-limited run under a larger (or no)
+    ``train_time_budget`` and otherwise the same settings; ``None`` if they are not that."""
+    old, new = done["overrides"].get("train_time_budget"), overrides.get("train_time_budget")
+    same = {k: v for k, v in done["overrides"].items() if k != "train_time_budget"} == {
+        k: v for k, v in overrides.items() if k != "train_time_budget"}
+    if not (same and done["stopped_by"] == "time_budget" and old and (new is None or new > old)):
+        return None
+    kept = done.get("last_checkpoint_file")
+    if not kept or not os.path.isfile(kept):
+        raise RecBoleEagerError(
+            f"{out_path} stopped at its time budget; to continue it needs its last checkpoint {kept or '(none recorded)'}, "
+            "which is not here (it stays on the machine that ran the run): name a new run with --tag to train from scratch"
+        )
+    return done
 
 
 MODEL_ORDER = ["Markov", "GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec", "TIGER", "EAGER"]
@@ -408,18 +437,23 @@ def main(argv=None):
     command = "python -m recbole_eager.experiments.benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
     for model in args.models:
         out_path = os.path.join(runs_dir, f"{args.dataset}__{run_name(model, args.tag)}.json")
+        extends = None
         if os.path.exists(out_path):
             with open(out_path) as f:
                 done = json.load(f)
-            if done["overrides"] != overrides or done.get("evaluated_checkpoint") != portable_path(args.evaluate):
+            extends = None if args.evaluate else budget_extension(done, overrides, out_path)
+            if extends:
+                print(f"{model}: continuing {out_path} after its epoch {done['epochs']} under train_time_budget={overrides.get('train_time_budget')}")
+            elif done["overrides"] != overrides or done.get("evaluated_checkpoint") != portable_path(args.evaluate):
                 raise RecBoleEagerError(
                     f"{out_path} holds a run with other settings ({done['overrides']}); name this one with --tag"
                 )
-            print(f"skip {model}: {out_path} exists")
-            continue
+            else:
+                print(f"skip {model}: {out_path} exists")
+                continue
         # RecBole reads sys.argv for --key=value; keep ours out of it.
         sys.argv = sys.argv[:1]
-        record = run_one(model, args.dataset, overrides, out_path, command, checkpoint=args.evaluate)
+        record = run_one(model, args.dataset, overrides, out_path, command, checkpoint=args.evaluate, extends=extends)
         print(f"{model}: {record['epochs']} epochs, {record['seconds_per_epoch']:.1f} s/epoch, test {record['test_result']}")
         write_table(args.dataset, runs_dir, os.path.join(args.results, f"{args.dataset}.md"), args.paper_table)
     write_table(args.dataset, runs_dir, os.path.join(args.results, f"{args.dataset}.md"), args.paper_table)
