@@ -154,11 +154,17 @@ def check_config(config):
             "'sample_num': 1}\" --loss_type=BPR to run it."
         )
     item_fields = (config["load_col"] or {}).get("item") or []  # empty: RecBole loads every field
+    every_loaded = [f for fields in (config["load_col"] or {}).values() for f in fields]
+    for field in config["token_seq_fields"] or []:
+        if config["load_col"] and field not in every_loaded:
+            raise ConfigError(f"token_seq_fields: {field!r} is not a field dataset '{config['dataset']}' loads "
+                              f"({', '.join(every_loaded)}); name a loaded token field, or add it to load_col")
     if config["model"] == "S3Rec" and item_fields and config["item_attribute"] not in item_fields:
         loaded = ", ".join(f for f in item_fields if f != config["ITEM_ID_FIELD"])
         raise ConfigError(
             f"S3Rec: item_attribute={config['item_attribute']!r} is not an item field dataset '{config['dataset']}' loads ({loaded}); "
-            "S3-Rec's attribute objectives need a token_seq field of the .item file: set --item_attribute, or add one to the file"
+            "S3-Rec's attribute objectives need a token_seq field of the .item file: set --item_attribute (a token field split into "
+            "words by --token_seq_fields=\"['title']\" also works), or add one to the file"
         )
     if config["model"] not in ("EAGER", "TIGER"):
         return

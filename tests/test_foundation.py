@@ -247,7 +247,9 @@ def test_main_table_one_row_per_model_default_runs_only(tmp_path):
     record("EAGER-first", "EAGER", 0.09, {"use_gct": False}, model_config=benchmark.FORMER_DEFAULTS["EAGER"]["first reading"])
     record("EAGER-joint-eval", "EAGER", 0.04, {"merge_rule": "joint"}, "evaluated_checkpoint", 0)
     record("Caser-budget", "Caser", 0.01, {"train_time_budget": 60}, "time_budget", 3)
-    record("S3Rec", "S3Rec", 0.02, {"pretrain_epochs": 5}, model_config={"train_stage": "pretrain_finetune", "pretrain_epochs": 5})
+    # Which field holds S3-Rec's attributes is a fact of the dataset, not a setting of the model.
+    record("S3Rec", "S3Rec", 0.02, {"pretrain_epochs": 5, "item_attribute": "title", "token_seq_fields": ["title"]},
+           model_config={"train_stage": "pretrain_finetune", "pretrain_epochs": 5, "item_attribute": "title"})
     # A behavior checkpoint is default only if it was trained as EAGER's default would train it.
     default_behavior = {"model": "SASRec", "epoch_cap": 30, "best_epoch": 30, "sequence_order": "time", "best_valid_score": 0.05}
     record("EAGER-behavior30", "EAGER", 0.04, {"seed": 1, "behavior_checkpoint": "b30.pth"}, behavior_model=default_behavior,

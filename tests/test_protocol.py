@@ -81,3 +81,22 @@ def test_markov_scores_are_next_item_counts_of_the_training_split(tiny_config):
     no_cap = {k: v for k, v in tiny_config.items() if k != "epochs"}  # Markov.yaml: one epoch
     result = run_recbole_eager(model="Markov", dataset="eager-tiny", config_dict={**no_cap, "exclude_history": True})
     assert result["epochs"] == 1 and result["test_result"]["ndcg@10"] > 0
+
+
+def test_token_seq_fields_read_a_token_field_as_words_and_s3rec_takes_them_as_attributes(tiny_config):
+    """The shared Sports file's only item text is a keyword string (a token field): S3-Rec
+    can use its words as attributes."""
+    config = Config(model="S3Rec", dataset="eager-tiny",
+                    config_dict={**tiny_config, "token_seq_fields": ["title"], "item_attribute": "title"})
+    dataset = create_dataset(config)
+    assert dataset.field2type["title"].value == "token_seq" and dataset.field2seqlen["title"] == 5
+    words = dataset.item_feat["title"][dataset.token2id("item_id", "I00000")]
+    assert list(dataset.id2token("title", words[words > 0])) == ["OPI", "Classic", "Nail", "Polish", "No.1"]
+    result = run_recbole_eager(model="S3Rec", dataset="eager-tiny", config_dict={
+        **tiny_config, "token_seq_fields": ["title"], "item_attribute": "title", "epochs": 1, "pretrain_epochs": 1})
+    assert result["epochs"] == 1 and 0 <= result["test_result"]["ndcg@10"] <= 1
+
+
+def test_token_seq_fields_must_be_loaded_fields(tiny_config):
+    with pytest.raises(RecBoleEagerError, match=r"token_seq_fields: 'name' is not a field dataset 'eager-tiny' loads"):
+        Config(model="SASRec", dataset="eager-tiny", config_dict={**tiny_config, "token_seq_fields": ["name"]})

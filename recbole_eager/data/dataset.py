@@ -1,6 +1,7 @@
 """RecBole's SequentialDataset with this plugin's checks and orders: malformed ``.inter``
 rows are an error naming file and line; a dataset without a time field keeps each user's
-row order; ``sequence_order: item`` orders by item token (the authors' code)."""
+row order; ``token_seq_fields`` splits token fields into words; ``sequence_order: item``
+orders by item token (the authors' code)."""
 import os
 from logging import getLogger
 
@@ -31,6 +32,17 @@ class PluginSequentialDataset(SequentialDataset):
                 )
             getLogger().warning(f"{path}: skipped {int(bad.sum())} malformed rows (skip_malformed_rows=True)")
             self.inter_feat = feat[~bad].reset_index(drop=True)
+
+    def _load_feat(self, filepath, source):
+        """``token_seq_fields`` of a token header: RecBole reads a field's type from the header
+        only, so a keyword string (Sports' ``title``) becomes words here, as RecBole splits token_seq."""
+        df = super()._load_feat(filepath, source)
+        for field in self.config["token_seq_fields"] or []:
+            if df is not None and field in df and self.field2type[field] == FeatureType.TOKEN:
+                sep = self.config["seq_separator"]
+                df[field] = [np.array([w for w in str(v).split(sep) if w]) for v in df[field].fillna("")]
+                self.field2type[field], self.field2seqlen[field] = FeatureType.TOKEN_SEQ, max(map(len, df[field]))
+        return df
 
     def _data_processing(self):
         field = self.time_field
