@@ -188,6 +188,7 @@ def test_benchmark_writes_json_and_table_and_resumes(tmp_path):
                 "epochs", "seconds_per_epoch", "wall_seconds"):
         assert key in record
     assert record["epochs"] == 1 and "ndcg@10" in record["test_result"] and isinstance(record["environment"], dict)
+    assert str(tmp_path) not in record["command"] and "--results " + os.path.relpath(results) in record["command"]
     table = (results / "eager-tiny.md").read_text()
     assert "| GRU4Rec | ours |" in table and "| SASRec | ours |" in table
     sasrec_row = next(line for line in table.splitlines() if line.startswith("| SASRec | ours |")).split(" | ")
@@ -360,7 +361,8 @@ def test_speed_compares_models_on_the_same_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["speed.py", *args])
     speed.main()
     report = json.loads((tmp_path / "eager-tiny-GRU4Rec-SASRec-tiny.json").read_text())
-    assert report["command"] == "python -m recbole_eager.experiments.speed " + " ".join(args)
+    assert report["command"] == ("python -m recbole_eager.experiments.speed " + " ".join(args[:9]) + " --results . --tag tiny "
+                                 f"--set data_path={os.path.relpath(TINY_DATA)} state=WARNING show_progress=False")  # the tmp dir is cwd
     gru, sas = report["models"]["GRU4Rec"], report["models"]["SASRec"]
     assert report["precision"] == {"GRU4Rec": "float32", "SASRec": "float32"}
     assert gru["train_steps_timed"] == sas["train_steps_timed"] == 2 and gru["eval_batches_timed"] == 1

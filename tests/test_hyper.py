@@ -264,6 +264,8 @@ def test_report_header_names_run_date_commit_hardware_and_command(tmp_path):
     assert "- command: `python run_hyper.py --name=head`" in md
     assert records.portable_command(["--data_path=" + str(tmp_path / "d"), "--epochs=2", "--name=/x"]) == (
         f"python run_hyper.py --data_path={os.path.relpath(tmp_path / 'd')} --epochs=2 --name={os.path.relpath('/x')}")
+    assert records.portable_command(["--results", "/x", "--set", "data_path=/y", "a=b"], "-m m") == (
+        f"python -m m --results {os.path.relpath('/x')} --set data_path={os.path.relpath('/y')} a=b")
 
 
 def test_plot_sampled_floats_and_many_params(tmp_path):

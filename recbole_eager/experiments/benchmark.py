@@ -27,7 +27,7 @@ import torch
 
 from recbole_eager.codes.behavior import checkpoint_facts
 from recbole_eager.config import parse_overrides as config_parse_overrides
-from recbole_eager.experiments.records import git_commit, portable_path, write_record
+from recbole_eager.experiments.records import git_commit, portable_command, portable_path, write_record
 from recbole_eager.utils import PROJECT_ROOT, RecBoleEagerError, atomic_write, property_defaults
 
 METRICS = ["recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
@@ -435,7 +435,7 @@ def main(argv=None):
         return
     os.makedirs(runs_dir, exist_ok=True)
     overrides = parse_overrides(args.set)
-    command = "python -m recbole_eager.experiments.benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = portable_command(argv if argv is not None else sys.argv[1:], "-m recbole_eager.experiments.benchmark")
     for model in args.models:
         out_path = os.path.join(runs_dir, f"{args.dataset}__{run_name(model, args.tag)}.json")
         extends = None

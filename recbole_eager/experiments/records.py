@@ -53,10 +53,13 @@ def portable_path(path):
 
 
 def portable_command(argv, program="run_hyper.py"):
-    """``python program argv`` for a record, ``--key=/abs/path`` values made :func:`portable_path`."""
+    """``python program argv`` for a record, absolute paths (bare or as a ``key=`` value) made
+    :func:`portable_path`."""
     def arg(a):
         key, sep, value = a.partition("=")
-        return f"{key}={portable_path(value)}" if sep and os.path.isabs(value) else a
+        if sep and os.path.isabs(value):
+            return f"{key}={portable_path(value)}"
+        return portable_path(a) if os.path.isabs(a) else a
 
     return " ".join(["python", program, *(arg(a) for a in argv)])
 

@@ -38,7 +38,7 @@ from recbole_eager.codes.embedding_file import embeddings_from_file
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.experiments import synthetic
-from recbole_eager.experiments.records import portable_path, write_record
+from recbole_eager.experiments.records import portable_command, portable_path, write_record
 from recbole_eager.utils import get_model
 
 DIM, SEED = 64, 0
@@ -216,7 +216,7 @@ def main(argv=None):
             start = time.perf_counter()
             record = run_one(n_items, args)
             record.update(date=date.today().isoformat(), wall_seconds=round(time.perf_counter() - start, 1),
-                          command="python -m recbole_eager.experiments.scale " + " ".join(argv if argv is not None else []),
+                          command=portable_command(argv or [], "-m recbole_eager.experiments.scale"),
                           work=portable_path(args.work))
             write_record(path, record)
     from recbole_eager.experiments.scale_report import write_report

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recbole_eager.experiments.records import git_commit, hardware, portable_path
+from recbole_eager.experiments.records import git_commit, hardware, portable_command, portable_path
 from recbole_eager.quick_start import build_trainer, load_data_and_model
 
 K = 10
@@ -146,7 +146,7 @@ def main(argv=None):
     parser.add_argument("--labels", nargs="+", help="row names, one per checkpoint (default: the model names)")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
-    command = "python -m recbole_eager.experiments.slices " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = portable_command(argv if argv is not None else sys.argv[1:], "-m recbole_eager.experiments.slices")
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from the command line
     if args.threads:
         torch.set_num_threads(args.threads)

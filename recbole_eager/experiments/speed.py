@@ -26,7 +26,7 @@ from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
 from recbole_eager.experiments.benchmark import parse_overrides, run_name
-from recbole_eager.experiments.records import git_commit, write_record
+from recbole_eager.experiments.records import git_commit, portable_command, write_record
 from recbole_eager.config import Config
 from recbole_eager.data import create_dataset
 from recbole_eager.quick_start import build_model
@@ -76,7 +76,7 @@ def timed_blocks(model_names, batches, run):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    command, commit = "python -m recbole_eager.experiments.speed " + " ".join(argv), git_commit()
+    command, commit = portable_command(argv, "-m recbole_eager.experiments.speed"), git_commit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="amazon-beauty")
     parser.add_argument("--models", nargs="+", default=["EAGER", "SASRec"])
