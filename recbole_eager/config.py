@@ -155,6 +155,9 @@ def check_config(config):
         )
     item_fields = (config["load_col"] or {}).get("item") or []  # empty: RecBole loads every field
     every_loaded = [f for fields in (config["load_col"] or {}).values() for f in fields]
+    if not isinstance(config["token_seq_min_count"], int) or config["token_seq_min_count"] < 1:
+        raise ConfigError(f"token_seq_min_count: {config['token_seq_min_count']!r} is not a whole number of rows >= 1; "
+                          "set it to 1 to keep every word")
     for field in config["token_seq_fields"] or []:
         if config["load_col"] and field not in every_loaded:
             raise ConfigError(f"token_seq_fields: {field!r} is not a field dataset '{config['dataset']}' loads "

@@ -1,5 +1,8 @@
 """Protocol options any model runs under: history exclusion, the authors' item order, a test
 pass after every epoch; and the Markov count floor."""
+import os
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,6 +98,23 @@ def test_token_seq_fields_read_a_token_field_as_words_and_s3rec_takes_them_as_at
     result = run_recbole_eager(model="S3Rec", dataset="eager-tiny", config_dict={
         **tiny_config, "token_seq_fields": ["title"], "item_attribute": "title", "epochs": 1, "pretrain_epochs": 1})
     assert result["epochs"] == 1 and 0 <= result["test_result"]["ndcg@10"] <= 1
+
+
+def test_token_seq_min_count_keeps_the_words_found_in_that_many_rows(tiny_config):
+    """Sports' 14,651 keyword words make S3-Rec's attribute objectives hours per epoch on a CPU;
+    ``token_seq_min_count`` keeps a smaller vocabulary of the words shared by several items."""
+    config = Config(model="S3Rec", dataset="eager-tiny", config_dict={
+        **tiny_config, "token_seq_fields": ["title"], "item_attribute": "title", "token_seq_min_count": 6})
+    dataset = create_dataset(config)
+    with open(os.path.join(config["data_path"], "eager-tiny.item"), encoding="utf-8") as f:
+        titles = [line.split("\t")[1].split() for line in f.readlines()[1:]]
+    rows = Counter(w for t in titles for w in set(t))
+    kept = set(dataset.field2id_token["title"][1:])  # 0: padding
+    assert kept == {w for w, n in rows.items() if n >= 6} and kept and len(kept) < len(rows)
+    words = dataset.item_feat["title"][dataset.token2id("item_id", "I00000")]
+    assert list(dataset.id2token("title", words[words > 0])) == [w for w in titles[0] if rows[w] >= 6]
+    with pytest.raises(RecBoleEagerError, match=r"token_seq_min_count: 0 is not a whole number of rows >= 1"):
+        Config(model="S3Rec", dataset="eager-tiny", config_dict={**tiny_config, "token_seq_min_count": 0})
 
 
 def test_token_seq_fields_must_be_loaded_fields(tiny_config):

@@ -3,6 +3,7 @@ rows are an error naming file and line; a dataset without a time field keeps eac
 row order; ``token_seq_fields`` splits token fields into words; ``sequence_order: item``
 orders by item token (the authors' code)."""
 import os
+from collections import Counter
 from logging import getLogger
 
 import numpy as np
@@ -35,12 +36,16 @@ class PluginSequentialDataset(SequentialDataset):
 
     def _load_feat(self, filepath, source):
         """``token_seq_fields`` of a token header: RecBole reads a field's type from the header
-        only, so a keyword string (Sports' ``title``) becomes words here, as RecBole splits token_seq."""
+        only, so a keyword string (Sports' ``title``) becomes words here, as RecBole splits token_seq;
+        words in fewer rows than ``token_seq_min_count`` are dropped."""
         df = super()._load_feat(filepath, source)
         for field in self.config["token_seq_fields"] or []:
             if df is not None and field in df and self.field2type[field] == FeatureType.TOKEN:
                 sep = self.config["seq_separator"]
-                df[field] = [np.array([w for w in str(v).split(sep) if w]) for v in df[field].fillna("")]
+                words = [[w for w in dict.fromkeys(str(v).split(sep)) if w] for v in df[field].fillna("")]
+                rows = Counter(w for row in words for w in row)
+                least = self.config["token_seq_min_count"]
+                df[field] = [np.array([w for w in row if rows[w] >= least]) for row in words]
                 self.field2type[field], self.field2seqlen[field] = FeatureType.TOKEN_SEQ, max(map(len, df[field]))
         return df
 
