@@ -42,8 +42,8 @@ class PluginSequentialDataset(SequentialDataset):
         for field in self.config["token_seq_fields"] or []:
             if df is not None and field in df and self.field2type[field] == FeatureType.TOKEN:
                 sep = self.config["seq_separator"]
-                words = [[w for w in dict.fromkeys(str(v).split(sep)) if w] for v in df[field].fillna("")]
-                rows = Counter(w for row in words for w in row)
+                words = [[w for w in str(v).split(sep) if w] for v in df[field].fillna("")]
+                rows = Counter(w for row in words for w in set(row))
                 least = self.config["token_seq_min_count"]
                 df[field] = [np.array([w for w in row if rows[w] >= least]) for row in words]
                 self.field2type[field], self.field2seqlen[field] = FeatureType.TOKEN_SEQ, max(map(len, df[field]))

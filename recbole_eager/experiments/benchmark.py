@@ -148,7 +148,7 @@ MODEL_ORDER = ["Markov", "GRU4Rec", "Caser", "HGN", "SASRec", "BERT4Rec", "S3Rec
 DEFAULT_CONFIG_KEYS = {
     "seed", "show_progress", "state", "data_path", "checkpoint_dir", "gpu_id", "behavior_checkpoint", "code_cache_dir",
     "search_chunk_size", "train_time_budget", "stopping_step", "epochs", "pretrain_epochs", "report_best_test",
-    "item_attribute", "token_seq_fields", "token_seq_min_count",  # which field of the dataset holds S3-Rec's attributes
+    "item_attribute", "token_seq_fields", "token_seq_min_count",  # which words of the dataset are S3-Rec's attributes
 }
 # Earlier default configurations, named in the tables instead of listed key by key.
 FORMER_DEFAULTS = {"EAGER": {"first reading": {
